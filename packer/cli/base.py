@@ -1,0 +1,133 @@
+"""Shared CLI plumbing: the root group, error handling, configuration and common options.
+
+Errors are caught here and only here: a `LayerpackError` becomes one line on stderr and its exit
+code; anything else is a bug and shows a traceback only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from packer import __version__
+from packer.errors import LayerpackError, UsageError
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class Context:
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+
+
+def _handle(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one actionable line and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_object(Context) and ctx.find_object(Context).debug)
+        try:
+            return fn(*args, **kwargs)
+        except LayerpackError as exc:
+            if debug:
+                raise
+            click.echo(f"layerpack: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("layerpack: interrupted", err=True)
+            ctx.exit(130)
+
+    return wrapper
+
+
+class LayerpackGroup(click.Group):
+    """Root group whose commands all get the error handler."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
+        decorator = super().command(*args, **kwargs)
+
+        def wrap(fn: Callable[..., Any]) -> click.Command:
+            return decorator(_handle(fn))
+
+        return wrap
+
+    def group(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Group]:
+        kwargs.setdefault("cls", SubGroup)
+        return super().group(*args, **kwargs)
+
+
+class SubGroup(LayerpackGroup):
+    pass
+
+
+@click.group(cls=LayerpackGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="layerpack")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors (for bug reports).")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Make a program in any language into an AWS Lambda layer that fits and runs.
+
+    \b
+    Start with:  layerpack analyze ./bootstrap
+    Pipeline:    analyze -> vendor -> slim -> build/check -> publish -> invoke/run
+    """
+    ctx.obj = Context(debug)
+    try:
+        ctx.default_map = defaults_from_config(main, load_config())
+    except UsageError as exc:
+        click.echo(f"layerpack: error: {exc}", err=True)
+        ctx.exit(EXIT_USAGE)
+
+
+def load_config(start: Path | None = None) -> dict[str, Any]:
+    """`[tool.layerpack]` of the nearest pyproject.toml, or the nearest layerpack.toml.
+
+    Options given on the command line override these values (click's default_map mechanism)."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        lp = d / "layerpack.toml"
+        pp = d / "pyproject.toml"
+        for path, getter in ((lp, lambda data: data), (pp, lambda data: data.get("tool", {}).get("layerpack"))):
+            if path.is_file():
+                try:
+                    data = tomllib.loads(path.read_text(encoding="utf-8"))
+                except (tomllib.TOMLDecodeError, OSError) as exc:
+                    raise UsageError(f"{path}: invalid configuration: {exc}") from exc
+                table = getter(data)
+                if table:
+                    if not isinstance(table, dict):
+                        raise UsageError(f"{path}: [tool.layerpack] must be a table")
+                    return table
+    return {}
+
+
+def defaults_from_config(group: click.Group, config: dict[str, Any]) -> dict[str, Any]:
+    """Build click's default_map: top-level keys apply to every command with that option
+    (`runtime = "provided.al2"`), a sub-table applies to one command (`[tool.layerpack.slim]`)."""
+    out: dict[str, Any] = {}
+    scalars = {k.replace("-", "_"): v for k, v in config.items() if not isinstance(v, dict)}
+    for name, cmd in group.commands.items():
+        params = {p.name for p in cmd.params if p.name}
+        table = {k.replace("-", "_"): v for k, v in scalars.items() if k.replace("-", "_") in params}
+        sub = config.get(name)
+        if isinstance(sub, dict):
+            for k, v in sub.items():
+                key = k.replace("-", "_")
+                if key not in params:
+                    raise UsageError(f"configuration [tool.layerpack.{name}] has unknown option {k!r}")
+                table[key] = v
+        if table:
+            out[name] = table
+    return out
+
+
+def want_color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stdout.isatty()

@@ -1,0 +1,90 @@
+"""Findings: facts about a tree with a stable code, a severity and a fix.
+
+Codes are stable API (users grep for them, CI pipelines allow-list them), so they are declared once,
+next to the code that emits them, with `define()`, and never reused. `catalogue()` imports every
+module of the package so the README table and `layerpack codes` always list all of them.
+
+Families: LP1xx dependencies · LP2xx symbol versions · LP3xx architecture · LP4xx layout, permissions,
+links · LP5xx size and zip · LP6xx slimming · LP7xx publishing · LP8xx local run · LP9xx vendoring.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any
+
+# Modules that declare codes with define(); catalogue() imports them all.
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    severity: Severity
+    title: str
+    hint: str
+
+
+_REGISTRY: dict[str, Code] = {}
+
+
+def define(code: str, severity: Severity, title: str, hint: str) -> Code:
+    """Declare a finding code once; a second declaration with other text is a programming error."""
+    existing = _REGISTRY.get(code)
+    new = Code(code, severity, title, hint)
+    if existing is not None and existing != new:
+        raise RuntimeError(f"finding code {code} declared twice with different text")
+    _REGISTRY[code] = new
+    return new
+
+
+def catalogue() -> list[Code]:
+    """Every declared code, sorted, after importing every module of the package (codes are
+    declared at import time next to the code that emits them, so nothing can be forgotten)."""
+    import packer
+
+    for mod in pkgutil.walk_packages(packer.__path__, "packer."):
+        importlib.import_module(mod.name)
+    return sorted(_REGISTRY.values(), key=lambda c: c.code)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    path: str
+    message: str
+    hint: str
+    data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "severity": str(self.severity),
+            "path": self.path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+        if self.data:
+            out["data"] = self.data
+        return out
+
+
+def finding(code: Code, path: str, message: str, hint: str | None = None, **data: Any) -> Finding:
+    """Make a finding of a declared code; the hint defaults to the code's generic fix."""
+    return Finding(code.code, code.severity, path, message, hint or code.hint, dict(data))
+
+
+def worst(findings: list[Finding]) -> Severity | None:
+    return max((f.severity for f in findings), default=None)

@@ -1,0 +1,252 @@
+"""A target Lambda runtime: which libraries and commands it has, which symbol versions it provides.
+
+All facts are data under `rules/runtimes/` (live-Lambda dumps with their source headers); this module
+only loads them. Keeping policy out of code is what lets a new dump be dropped in without a release
+of logic, and lets a user see exactly where each "provided" verdict comes from.
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from packer.errors import PolicyError, UsageError
+
+ARCHES = ("x86_64", "arm64")
+# Lambda's architecture names -> the ELF e_machine name layerpack reports (see elf.reader.MACHINES).
+ARCH_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+MACHINE_ARCH = {v: k for k, v in ARCH_MACHINE.items()}
+# The program interpreter glibc binaries for each arch name in PT_INTERP (lambda-facts.md §1.1).
+LOADER = {"x86_64": "/lib64/ld-linux-x86-64.so.2", "arm64": "/lib/ld-linux-aarch64.so.1"}
+
+# Version-node prefixes checked against the runtime, and the sonames that define them. A need for
+# GLIBC_2.38 "from libm.so.6" is a glibc need as much as one from libc.so.6.
+VERSION_FAMILIES: dict[str, tuple[str, ...]] = {
+    "GLIBC": (
+        "libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libutil.so.1",
+        "libresolv.so.2", "libanl.so.1", "libnsl.so.1", "libBrokenLocale.so.1", "libmvec.so.1",
+        "libc_malloc_debug.so.0", "libthread_db.so.1", "libnss_files.so.2", "libnss_dns.so.2",
+        "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
+    ),
+    "GLIBCXX": ("libstdc++.so.6",),
+    "CXXABI": ("libstdc++.so.6",),
+    "GCC": ("libgcc_s.so.1",),
+    "ZLIB": ("libz.so.1",),
+    "OPENSSL": ("libssl.so.3", "libcrypto.so.3", "libssl.so.10", "libcrypto.so.10"),
+}
+
+
+def rules_dir() -> Path:
+    """The `rules/` data directory: inside the installed package, or beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "rules", here.parent / "rules"):
+        if (candidate / "runtimes" / "runtimes.toml").is_file():
+            return candidate
+    raise PolicyError("layerpack's rules/ data directory is missing", hint="reinstall layerpack")
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """'2.34' -> (2, 34); None for UNKNOWN or anything not dotted digits."""
+    if not re.fullmatch(r"\d+(\.\d+)*", text or ""):
+        return None
+    return tuple(int(p) for p in text.split("."))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One data file: its lines and the comment header that says where they came from."""
+
+    path: Path
+    header: tuple[str, ...]
+    entries: tuple[str, ...]
+
+    @property
+    def dump_date(self) -> str | None:
+        for line in self.header:
+            m = re.search(r"(?:last updated|last changed|dump(?:ed)?[^0-9]*)\s*(\d{4}-\d{2}-\d{2})", line)
+            if m:
+                return m.group(1)
+        return None
+
+
+def _read_listing(path: Path) -> Listing:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read runtime listing {path}: {exc.strerror}") from exc
+    header, entries = [], []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            header.append(line)
+        elif line.startswith("/"):
+            entries.append(line)
+        else:
+            raise PolicyError(f"{path}:{lineno}: expected an absolute path or a # comment, got {line!r}")
+    return Listing(path, tuple(header), tuple(entries))
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One runtime on one architecture, as layerpack models it."""
+
+    name: str
+    arch: str
+    os: str
+    family: str
+    usr_merge: bool
+    path_env: tuple[str, ...]
+    ld_library_path: tuple[str, ...]
+    default_dirs: tuple[str, ...]
+    libs: Listing
+    executables: frozenset[str]
+    executables_source: str
+    executables_note: str | None
+    ceilings: dict[str, tuple[int, ...] | None]
+    ceilings_source: str
+    ceilings_note: str | None
+    deprecated: str | None
+    lib_paths: frozenset[str] = field(repr=False, default=frozenset())
+
+    @property
+    def machine(self) -> str:
+        return ARCH_MACHINE[self.arch]
+
+    @property
+    def loader(self) -> str:
+        return LOADER[self.arch]
+
+    @property
+    def dump_date(self) -> str | None:
+        return self.libs.dump_date
+
+    def canonical(self, path: str) -> str:
+        """Map a path through the usr-merge links (/lib64 -> /usr/lib64, /bin -> /usr/bin)."""
+        path = posixpath.normpath(path)
+        if self.usr_merge:
+            for top in ("/lib64", "/lib", "/bin", "/sbin"):
+                if path == top or path.startswith(top + "/"):
+                    return "/usr" + path
+        return path
+
+    def has_library(self, path: str) -> bool:
+        """Does this exact absolute path exist on the runtime (as a listed library)?"""
+        return self.canonical(path) in self.lib_paths
+
+    def has_executable(self, path: str) -> bool:
+        return self.canonical(path) in self.executables
+
+    def find_command(self, name: str) -> str | None:
+        """Where PATH lookup of a bare command name lands on the runtime (outside /opt)."""
+        for d in self.path_env:
+            candidate = posixpath.join(d, name)
+            if self.has_executable(candidate):
+                return posixpath.normpath(candidate)
+        return None
+
+    def ceiling(self, family: str) -> tuple[int, ...] | None:
+        return self.ceilings.get(family)
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogue() -> dict:
+    path = rules_dir() / "runtimes" / "runtimes.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=1)
+def _ceilings_table() -> dict:
+    path = rules_dir() / "runtimes" / "version-ceilings.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+
+
+def runtime_names() -> list[str]:
+    return list(_catalogue()["runtime"])
+
+
+def default_runtime() -> str:
+    return _catalogue()["defaults"]["runtime"]
+
+
+def _ceiling_row(key: str) -> dict:
+    name, _, arch = key.rpartition(".")
+    row = _ceilings_table().get(name, {}).get(arch)
+    if row is None:
+        raise PolicyError(f"version-ceilings.toml has no table [\"{name}\".{arch}]")
+    return row
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str, arch: str = "x86_64") -> Runtime:
+    """The runtime `name` on `arch`; a clear UsageError for names or arches Lambda does not have."""
+    cat = _catalogue()
+    spec = cat["runtime"].get(name)
+    if spec is None:
+        raise UsageError(
+            f"unknown runtime {name!r}", hint="`layerpack runtimes` lists the ones layerpack knows"
+        )
+    if arch not in spec["arches"]:
+        raise UsageError(
+            f"runtime {name} does not exist for {arch}", hint=f"it exists for {', '.join(spec['arches'])}"
+        )
+    defaults = cat["defaults"]
+    base = rules_dir() / "runtimes"
+    libs = _read_listing(base / "libs" / spec["libs"][arch])
+
+    exe_file = spec.get("executables", {}).get(arch)
+    exe_note = None
+    if exe_file is None:
+        exe_file = spec["executables_from"][arch]
+        exe_note = spec.get("executables_note")
+    exe_listing = _read_listing(base / "executables" / exe_file)
+    exes = set(exe_listing.entries) | set(spec.get("executables_extra", []))
+
+    ceil_key = spec.get("ceilings", {}).get(arch)
+    ceil_note = None
+    if ceil_key is None:
+        ceil_key = spec["ceilings_from"][arch]
+        ceil_note = spec.get("ceilings_note")
+    row = _ceiling_row(ceil_key)
+    ceilings = {fam: parse_version(str(row.get(fam, ""))) for fam in VERSION_FAMILIES}
+
+    rt = Runtime(
+        name=name,
+        arch=arch,
+        os=spec["os"],
+        family=spec["family"],
+        usr_merge=bool(spec["usr_merge"]),
+        path_env=tuple(spec.get("path", defaults["path"]).split(":")),
+        ld_library_path=tuple(spec.get("ld_library_path", defaults["ld_library_path"]).split(":")),
+        default_dirs=tuple(defaults["default_dirs"]),
+        libs=libs,
+        executables=frozenset(),
+        executables_source=exe_file,
+        executables_note=exe_note,
+        ceilings=ceilings,
+        ceilings_source=ceil_key,
+        ceilings_note=ceil_note,
+        deprecated=spec.get("deprecated"),
+    )
+    canon = frozenset(rt.canonical(p) for p in libs.entries)
+    canon_exes = frozenset(rt.canonical(p) for p in exes)
+    return replace(rt, lib_paths=canon, executables=canon_exes)
+
+
+def all_runtimes() -> list[Runtime]:
+    out = []
+    for name in runtime_names():
+        for arch in _catalogue()["runtime"][name]["arches"]:
+            out.append(load(name, arch))
+    return out
