@@ -53,6 +53,9 @@ MAX_DYN_ENTRIES = 1 << 16
 MAX_STRING = 4096
 MAX_VERSION_ENTRIES = 4096
 MAX_INTERP = 4096
+# patchelf and objcopy can leave a few bytes of padding after the last segment; real payloads
+# (SBCL cores, raco exe archives) are megabytes.
+PAYLOAD_MIN = 512
 
 
 class Source(Protocol):
@@ -149,6 +152,11 @@ class ElfInfo:
     def trailing_bytes(self) -> int:
         """Bytes past the ELF image: an SBCL core, a `raco exe` payload, a self-extractor."""
         return max(0, self.file_size - self.image_end)
+
+    @property
+    def has_payload(self) -> bool:
+        """Trailing data large enough to be a payload rather than padding a patcher left behind."""
+        return self.trailing_bytes >= PAYLOAD_MIN
 
     @property
     def load_align(self) -> int:
@@ -296,9 +304,11 @@ def _read_elf(src: Source) -> ElfInfo:
     loads = [s for s in segs if s.type == PT_LOAD]
     image_end = max(r.phoff + r.phnum * r.phentsize, 64 if r.bits == 64 else 52)
     for s in segs:
-        if s.filesz and s.type in (PT_LOAD, PT_DYNAMIC, PT_INTERP):
+        if s.filesz:
             if s.offset + s.filesz > r.size:
-                raise ElfError(f"segment at offset {s.offset} (+{s.filesz}) extends past the end of the file")
+                if s.type in (PT_LOAD, PT_DYNAMIC, PT_INTERP):
+                    raise ElfError(f"segment at offset {s.offset} (+{s.filesz}) extends past the end of the file")
+                continue
             image_end = max(image_end, s.offset + s.filesz)
     has_sh, sh_end = r.section_end()
     image_end = max(image_end, sh_end)

@@ -1,0 +1,428 @@
+"""`layerpack analyze`: what happens to this tree when it lands on Lambda — without running it.
+
+The tree is mounted where Lambda puts it (`/opt` for a layer, `/var/task` for a function), on the
+target runtime's file system as the live dumps describe it. Every ELF file is checked, not only the
+entry point: NIFs, plugins and vendored libraries fail on Lambda just as well.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packer import checks, runtime as runtimes
+from packer.elf.hostlibs import HostLibraries
+from packer.elf.reader import ELF_MAGIC, ElfInfo, read_elf, read_path
+from packer.elf.search import BUNDLED, MISSING, PROVIDED, SHADOWED, VENDORABLE, Edge, Found, Loader, Obj, Process
+from packer.elf.symbols import symbols_needing
+from packer.errors import ElfError, InputError, UsageError
+from packer.findings import Finding, Severity, define, finding
+from packer.lambdafs import FUNCTION_MOUNT, LAYER_MOUNT, LambdaFS, Mount
+from packer.runtime import MACHINE_ARCH, VERSION_FAMILIES, Runtime, parse_version
+from packer.tree import FILE, Tree, open_tree
+
+SCHEMA = "layerpack.analyze/1"
+
+LIB_MISSING = define("LP101", Severity.ERROR, "library not found on Lambda, nor on this machine",
+                     "build the library for the target and ship it in the layer's lib/, or link it statically")
+LIB_VENDORABLE = define("LP102", Severity.ERROR, "library not found on Lambda; this machine has a copy",
+                        "run `layerpack vendor` to copy it into the layer's lib/ with an RPATH Lambda honours")
+LIB_SHADOWED = define("LP103", Severity.WARNING, "bundled library is shadowed by the runtime's copy",
+                      "Lambda searches /lib64 before /opt/lib: `layerpack vendor` renames it or sets DT_RPATH so yours wins")
+INTERP_MISSING = define("LP104", Severity.ERROR, "program interpreter does not exist on Lambda",
+                        "build for glibc with the standard loader path, or ship the loader and start it from a bootstrap wrapper")
+FOREIGN_RPATH = define("LP105", Severity.WARNING, "RPATH/RUNPATH names a build-machine directory",
+                       "use $ORIGIN-relative paths (`layerpack vendor` rewrites them); Lambda has no such directory")
+STATIC_PROGRAM = define("LP106", Severity.INFO, "statically linked program: no shared libraries to find",
+                        "nothing to do")
+PATH_NEEDED = define("LP108", Severity.WARNING, "DT_NEEDED names a path instead of a soname",
+                     "relink with the library's soname (-l or -Wl,-soname) so the loader searches for it")
+UNLOADABLE_CANDIDATE = define("LP109", Severity.WARNING, "a file the loader will skip sits where it looks for a library",
+                              "it is the wrong architecture or not a valid library; remove or rebuild it")
+TRAILING_DATA = define("LP110", Severity.INFO, "ELF file carries data past its image (SBCL core, raco exe payload)",
+                       "layerpack never strips or patches such files; keep them byte-for-byte")
+VERSION_TOO_NEW = define("LP201", Severity.ERROR, "needs a symbol version newer than the runtime provides",
+                         "build against an older toolchain/sysroot (e.g. glibc ≤ the runtime's), or `layerpack vendor --bundle-libc`")
+VERSION_UNDEFINED = define("LP202", Severity.ERROR, "bundled library does not define a version its user needs",
+                           "ship the library build your program was linked against")
+VERSION_UNKNOWN = define("LP203", Severity.INFO, "the runtime's version ceiling for this library is not known",
+                         "test on Lambda (`layerpack invoke` runs it locally) before relying on it")
+WRONG_ARCH = define("LP301", Severity.ERROR, "ELF file is for another architecture than the target",
+                    "build for the target arch (--arch), or pick the matching Lambda architecture")
+MIXED_ARCH = define("LP302", Severity.ERROR, "tree mixes ELF architectures",
+                    "a layer serves one architecture: split it, or rebuild the odd files")
+MUSL_ON_GLIBC = define("LP303", Severity.ERROR, "musl program on a glibc runtime (or glibc library in a musl program)",
+                       "link statically against musl, or ship musl's loader and libc in the layer")
+BITS_32 = define("LP304", Severity.ERROR, "32-bit ELF file: Lambda has no 32-bit loader or libraries",
+                 "build a 64-bit binary")
+FOREIGN_OS = define("LP305", Severity.ERROR, "ELF file is for another operating system", "build for Linux")
+MALFORMED = define("LP307", Severity.ERROR, "file starts like ELF but is malformed", "rebuild it; the loader will refuse it too")
+
+_ARCH_MACHINES = {"x86_64": 62, "arm64": 183}
+_EXPECTED_ROOTS = ("/opt", "/var/task", "/var/lang", "/var/runtime", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/tmp")
+
+
+@dataclass
+class ElfFile:
+    rel: str
+    path: str  # absolute path on Lambda
+    info: ElfInfo | None
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    input: str
+    runtime: Runtime
+    mount: str
+    layers: list[str]
+    kind: str
+    elf_files: list[ElfFile]
+    processes: list[Process]
+    findings: list[Finding]
+    files_total: int = 0
+    arch_source: str = "option"
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.WARNING)
+
+    def status_counts(self) -> Counter:
+        seen: dict[tuple[str, str], str] = {}
+        for p in self.processes:
+            for e in p.edges:
+                if e.status != "loaded":
+                    seen[(e.requester, e.name)] = e.status
+        return Counter(seen.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "input": self.input,
+            "runtime": {"name": self.runtime.name, "arch": self.runtime.arch, "os": self.runtime.os,
+                        "dump_date": self.runtime.dump_date, "arch_source": self.arch_source},
+            "mount": self.mount,
+            "layers": self.layers,
+            "kind": self.kind,
+            "summary": {"files": self.files_total, "elf_files": len(self.elf_files), "errors": self.errors,
+                        "warnings": self.warnings, "libraries": dict(sorted(self.status_counts().items()))},
+            "files": [_file_json(f) for f in self.elf_files],
+            "dependencies": [_process_json(p) for p in self.processes],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def _file_json(f: ElfFile) -> dict[str, Any]:
+    if f.info is None:
+        return {"path": f.path, "error": f.error}
+    i = f.info
+    return {"path": f.path, "machine": i.machine_name, "class": i.bits, "type": i.type_name,
+            "interpreter": i.interp, "static": i.is_static, "needed": list(i.needed), "soname": i.soname,
+            "rpath": list(i.rpath), "runpath": list(i.runpath), "nodeflib": i.nodeflib,
+            "trailing_bytes": i.trailing_bytes}
+
+
+def _process_json(p: Process) -> dict[str, Any]:
+    return {
+        "root": p.root.path,
+        "program": bool(p.root.info and p.root.info.is_program),
+        "edges": [
+            {"requester": e.requester, "name": e.name, "status": e.status, "path": e.path, "via": e.via,
+             "searched": [{"dir": s.dir, "source": s.source} for s in e.searched] if e.status in (MISSING, VENDORABLE) else [],
+             "host_path": e.host_path, "shadowed": e.shadowed,
+             "skipped": [{"path": p_, "why": w} for p_, w in e.skipped]}
+            for e in p.edges
+        ],
+    }
+
+
+def pick_arch(elf_files: list[ElfFile], explicit: str | None) -> tuple[str, str]:
+    """The Lambda arch to analyse for: the option, else the bootstrap's, else the most common."""
+    if explicit:
+        if explicit not in _ARCH_MACHINES:
+            raise UsageError(f"unknown --arch {explicit!r}", hint="use x86_64 or arm64")
+        return explicit, "option"
+    for f in elf_files:
+        if f.rel == "bootstrap" and f.info and f.info.machine_name in MACHINE_ARCH:
+            return MACHINE_ARCH[f.info.machine_name], "bootstrap"
+    counts = Counter(MACHINE_ARCH[f.info.machine_name] for f in elf_files if f.info and f.info.machine_name in MACHINE_ARCH)
+    if counts:
+        return counts.most_common(1)[0][0], "ELF files"
+    return "x86_64", "default"
+
+
+def _collect_elves(tree: Tree, mount: str, progress: Callable[[int], None] | None) -> list[ElfFile]:
+    out = []
+    for e in sorted(tree.files(), key=lambda e: e.path):
+        if progress:
+            progress(1)
+        if e.size < 52:
+            continue
+        try:
+            head = tree.read_head(e.path, 4)
+        except InputError:
+            continue
+        if head != ELF_MAGIC:
+            continue
+        abs_path = posixpath.join(mount, e.path)
+        try:
+            with tree.source(e.path) as src:
+                out.append(ElfFile(e.path, abs_path, read_elf(src)))
+        except (ElfError, InputError) as exc:
+            out.append(ElfFile(e.path, abs_path, None, str(exc)))
+    return out
+
+
+def _version_family(version: str) -> tuple[str, tuple[int, ...]] | None:
+    m = re.fullmatch(r"([A-Z]+)_(\d+(?:\.\d+)*)", version)
+    if not m or m.group(1) not in VERSION_FAMILIES:
+        return None
+    v = parse_version(m.group(2))
+    return (m.group(1), v) if v else None
+
+
+class Analysis:
+    """One analysis run: holds the file system model, the loader and the findings as they come."""
+
+    def __init__(self, tree: Tree, rt: Runtime, mount: str, extra: list[Tree], sysroot: Path | None) -> None:
+        self.tree = tree
+        self.rt = rt
+        self.mount = mount
+        self.main_mount = Mount(mount, tree, "layer" if mount == LAYER_MOUNT else "function")
+        mounts = [self.main_mount] if mount == LAYER_MOUNT else []
+        for i, t in enumerate(extra, 2):
+            mounts.append(Mount(LAYER_MOUNT, t, f"layer {i} ({Path(t.origin).name})"))
+        if mount == FUNCTION_MOUNT:
+            mounts.append(self.main_mount)
+        self.fs = LambdaFS(rt, mounts)
+        self.host = HostLibraries(rt.machine, 64, "little", sysroot)
+        self.loader = Loader(self.fs, rt.ld_library_path, rt.default_dirs, machine=_ARCH_MACHINES[rt.arch], bits=64,
+                             host_finder=self._host_find)
+        self.findings: list[Finding] = []
+        self._seen: set[tuple] = set()
+        self._host_elf_cache: dict[str, ElfInfo | None] = {}
+
+    def _host_find(self, name: str) -> str | None:
+        hit = self.host.find(name)
+        return str(hit.path) if hit else None
+
+    def host_elf(self, path: str) -> ElfInfo | None:
+        if path not in self._host_elf_cache:
+            try:
+                self._host_elf_cache[path] = read_path(path)
+            except ElfError:
+                self._host_elf_cache[path] = None
+        return self._host_elf_cache[path]
+
+    def add(self, f: Finding, key: tuple | None = None) -> None:
+        k = key or (f.code, f.path, f.message)
+        if k not in self._seen:
+            self._seen.add(k)
+            self.findings.append(f)
+
+    def rel(self, abs_path: str) -> str:
+        prefix = self.mount + "/"
+        return abs_path[len(prefix):] if abs_path.startswith(prefix) else abs_path
+
+    # -- per-file facts --------------------------------------------------------------------------
+    def file_checks(self, files: list[ElfFile]) -> None:
+        machines = Counter(f.info.machine_name for f in files if f.info)
+        if len(machines) > 1:
+            summary = ", ".join(f"{n} {m}" for m, n in machines.most_common())
+            self.add(finding(MIXED_ARCH, ".", f"the tree mixes architectures: {summary}", machines=dict(machines)))
+        for f in files:
+            if f.info is None:
+                self.add(finding(MALFORMED, f.rel, f"{f.rel}: {f.error}"))
+                continue
+            i = f.info
+            if i.bits == 32:
+                self.add(finding(BITS_32, f.rel, f"{f.rel} is a 32-bit {i.machine_name} file"))
+            elif i.machine_name != self.rt.machine:
+                self.add(finding(WRONG_ARCH, f.rel, f"{f.rel} is {i.machine_name}, the target is {self.rt.arch} ({self.rt.machine}): "
+                                 "Lambda reports 'exec format error'", machine=i.machine_name))
+            if i.osabi not in (0, 3):
+                self.add(finding(FOREIGN_OS, f.rel, f"{f.rel} has OS ABI {i.osabi} (not Linux)"))
+            if i.is_musl:
+                self.add(finding(MUSL_ON_GLIBC, f.rel, f"{f.rel} uses the musl loader {i.interp}; {self.rt.name} is glibc-based"))
+            if i.has_payload:
+                self.add(finding(TRAILING_DATA, f.rel, f"{f.rel} carries {i.trailing_bytes} bytes past its ELF image",
+                                 trailing_bytes=i.trailing_bytes))
+            if i.is_static:
+                self.add(finding(STATIC_PROGRAM, f.rel, f"{f.rel} is statically linked"))
+            for kind, entries in (("RPATH", i.rpath), ("RUNPATH", i.runpath)):
+                for e in entries:
+                    if e and not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}") and e.startswith("/") \
+                            and not any(e == r or e.startswith(r + "/") for r in _EXPECTED_ROOTS):
+                        self.add(finding(FOREIGN_RPATH, f.rel, f"{f.rel} has {kind} {e}, which does not exist on Lambda", entry=e))
+            for name in i.needed:
+                if "/" in name:
+                    self.add(finding(PATH_NEEDED, f.rel, f"{f.rel} needs {name!r} by path"))
+
+    # -- loading ---------------------------------------------------------------------------------
+    def simulate(self, files: list[ElfFile]) -> list[Process]:
+        processes = []
+        covered: set[str] = set()
+        usable = [f for f in files if f.info and not f.info.is_static and f.info.bits == 64
+                  and f.info.machine == _ARCH_MACHINES[self.rt.arch]]
+        programs = [f for f in usable if f.info.is_program]
+        libraries = [f for f in usable if not f.info.is_program]
+        for f in programs + libraries:
+            if not f.info.is_program and f.path in covered:
+                continue
+            found = self.fs.find(f.path) or Found(f.path, f.path, "tree", ref=None)
+            if found.ref is None:
+                continue
+            proc = self.loader.load(found, as_program=f.info.is_program, vendored_dir=posixpath.join(LAYER_MOUNT, "lib"),
+                                    host_elf=self.host_elf)
+            processes.append(proc)
+            covered.update(o.real for o in proc.objects)
+            covered.update(o.path for o in proc.objects)
+        return processes
+
+    def process_findings(self, proc: Process) -> None:
+        root = proc.root
+        root_rel = self.rel(root.path)
+        if root.info and root.info.interp and proc.interp_ok is False and not root.info.is_musl:
+            self.add(finding(INTERP_MISSING, root_rel, f"{root_rel} asks for the interpreter {root.info.interp}, "
+                             f"which {self.rt.name} {self.rt.arch} does not have", interpreter=root.info.interp))
+        objs = {o.path: o for o in proc.objects}
+        for e in proc.edges:
+            req = self._label(objs[e.requester]) if e.requester in objs else self.rel(e.requester)
+            if e.requester != root.path:  # the same library can resolve in one program and not another
+                req_text = f"{req} (loaded by {root_rel})"
+            else:
+                req_text = req
+            where = f"{self.rt.name} {self.rt.arch}"
+            if e.status == MISSING:
+                searched = ", ".join(s.dir for s in e.searched)
+                self.add(finding(LIB_MISSING, req, f"{req_text} needs {e.name}: not found on {where} nor on this machine "
+                                 f"(searched {searched})", library=e.name, searched=[s.dir for s in e.searched]),
+                         key=(LIB_MISSING.code, root.path, req, e.name))
+            elif e.status == VENDORABLE:
+                self.add(finding(LIB_VENDORABLE, req, f"{req_text} needs {e.name}: not on {where}; this machine has {e.host_path}",
+                                 library=e.name, host_path=e.host_path), key=(LIB_VENDORABLE.code, req, e.name))
+            elif e.status == SHADOWED:
+                self.add(finding(LIB_SHADOWED, self.rel(e.shadowed or ""), f"{req_text} needs {e.name}: Lambda loads {e.path} "
+                                 f"({e.via}) before the layer's {e.shadowed}", library=e.name, winner=e.path),
+                         key=(LIB_SHADOWED.code, e.shadowed, e.name))
+            for path, why in e.skipped:
+                self.add(finding(UNLOADABLE_CANDIDATE, self.rel(path), f"{self.rel(path)} is skipped by the loader: {why}"),
+                         key=(UNLOADABLE_CANDIDATE.code, path))
+        self.version_findings(proc)
+
+    def version_findings(self, proc: Process) -> None:
+        """Every object's version needs against what its dependency will actually be on Lambda."""
+        by_requester: dict[str, dict[str, Edge]] = {}
+        for e in proc.edges:
+            by_requester.setdefault(e.requester, {})[e.name] = e
+        for obj in proc.objects:
+            if obj.info is None or obj.where == "runtime":
+                continue
+            edges = by_requester.get(obj.path, {})
+            too_new: dict[str, list[str]] = {}
+            for file, versions in obj.info.version_needs:
+                e = edges.get(file)
+                if e is None or e.status in (MISSING,):
+                    continue
+                target = e.target
+                where = target.where if target else None
+                if e.status == VENDORABLE or where in ("tree", "host"):
+                    if target is not None and target.info is not None and target.info.version_defs:
+                        missing = [v for v in versions if v not in target.info.version_defs]
+                        if missing:
+                            self.add(finding(VERSION_UNDEFINED, self.rel(obj.path),
+                                             f"{self._label(obj)} needs {', '.join(missing)} from {file}, which {self._label(target)} does not define",
+                                             library=file, versions=missing), key=(VERSION_UNDEFINED.code, obj.real, file))
+                    continue
+                for v in versions:
+                    fam = _version_family(v)
+                    if fam is None or file not in VERSION_FAMILIES[fam[0]]:
+                        continue
+                    ceiling = self.rt.ceiling(fam[0])
+                    if ceiling is None:
+                        self.add(finding(VERSION_UNKNOWN, self.rel(obj.path), f"{self._label(obj)} needs {v} from {file}; "
+                                         f"the {fam[0]} ceiling of {self.rt.name} is not known", version=v),
+                                 key=(VERSION_UNKNOWN.code, obj.real, v))
+                    elif fam[1] > ceiling:
+                        too_new.setdefault(file, []).append(v)
+            if too_new:
+                self._too_new(obj, too_new)
+
+    def _label(self, obj: Obj) -> str:
+        if obj.where == "host":
+            return f"{posixpath.basename(obj.path)} (to vendor, from {obj.label})"
+        return self.rel(obj.path)
+
+    def _too_new(self, obj: Obj, too_new: dict[str, list[str]]) -> None:
+        wanted = {v for vs in too_new.values() for v in vs}
+        data = self._bytes_of(obj)
+        symbols = symbols_needing(data, wanted) if data else {}
+        for file, versions in too_new.items():
+            fam = _version_family(versions[0])[0]  # type: ignore[index]
+            ceiling = ".".join(map(str, self.rt.ceiling(fam) or ()))
+            newest = max(versions, key=lambda v: _version_family(v)[1])  # type: ignore[index]
+            named = [f"{s}@{v}" for v in sorted(versions) for s in symbols.get(v, [])]
+            sym_text = f"; symbols: {', '.join(named[:8])}" + (" …" if len(named) > 8 else "") if named else ""
+            self.add(finding(VERSION_TOO_NEW, self.rel(obj.path) if obj.where != "host" else obj.label,
+                             f"{self._label(obj)} needs {newest} from {file}; {self.rt.name} {self.rt.arch} provides "
+                             f"{fam}_{ceiling} at most{sym_text}",
+                             library=file, versions=sorted(versions), ceiling=f"{fam}_{ceiling}", symbols=named),
+                     key=(VERSION_TOO_NEW.code, obj.real, file))
+
+    def _bytes_of(self, obj: Obj) -> bytes | None:
+        try:
+            if obj.where == "host":
+                return Path(obj.label).read_bytes()
+            node = self.fs.lookup(obj.real)
+            if node is not None and node.mount is not None and node.rel:
+                return node.mount.tree.read_bytes(node.rel)
+        except (OSError, InputError):
+            return None
+        return None
+
+
+def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
+            with_layers: tuple[str, ...] = (), sysroot: str | Path | None = None, kind: str = "auto",
+            progress: Callable[[int], None] | None = None) -> Report:
+    """Analyse a directory, zip or single binary for a Lambda runtime. Raises only LayerpackError."""
+    if as_ not in ("layer", "function"):
+        raise UsageError(f"--as must be 'layer' or 'function', not {as_!r}")
+    if sysroot is not None and not Path(sysroot).is_dir():
+        raise UsageError(f"--sysroot {sysroot}: not a directory")
+    if len(with_layers) > 4 + (as_ == "function"):
+        raise UsageError("Lambda allows at most 5 layers per function")
+    name = runtime or runtimes.default_runtime()
+    if name not in runtimes.runtime_names():
+        runtimes.load(name)  # raises the UsageError that lists what exists
+    mount = LAYER_MOUNT if as_ == "layer" else FUNCTION_MOUNT
+    tree = open_tree(path, progress=progress)
+    extra = [open_tree(p) for p in with_layers]
+    try:
+        files = _collect_elves(tree, mount, progress)
+        chosen_arch, source = pick_arch(files, arch)
+        rt = runtimes.load(name, chosen_arch)
+        a = Analysis(tree, rt, mount, extra, Path(sysroot) if sysroot else None)
+        if tree.kind == "file":
+            kind = "runtime"
+        a.file_checks(files)
+        for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount):
+            a.add(f)
+        processes = a.simulate(files)
+        for p in processes:
+            a.process_findings(p)
+        findings = sorted(a.findings, key=lambda f: (-int(f.severity), f.code, f.path))
+        return Report(str(path), rt, mount, [t.origin for t in extra], checks.detect_kind(tree) if kind == "auto" else kind,
+                      files, processes, findings, files_total=sum(1 for _ in tree.files()), arch_source=source)
+    finally:
+        tree.close()
+        for t in extra:
+            t.close()

@@ -1,0 +1,287 @@
+"""Layout, permission and link checks: will Lambda find and be allowed to run what is in the tree?
+
+These are the failures users meet after upload with no ELF involved: `Couldn't find valid
+bootstrap(s)` from a zip with a parent folder, `permission denied` from a lost exec bit, EACCES from
+a 0600 file (Lambda runs your code as a user that owns none of the files), a `#!/bin/bash` script
+that calls `curl` on provided.al2 (which has none), symlinks that dangle once unpacked.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+
+from packer.findings import Finding, Severity, define, finding
+from packer.lambdafs import LAYER_MOUNT, LambdaFS, Mount
+from packer.runtime import Runtime
+from packer.tree import DIR, FILE, SPECIAL, SYMLINK, Tree
+
+KINDS = ("auto", "runtime", "python", "node", "bin-lib", "generic")
+
+NO_BOOTSTRAP = define("LP401", Severity.ERROR, "runtime layer has no bootstrap at its root",
+                      "put an executable file named `bootstrap` at the top of the layer (or function) zip")
+NESTED_BOOTSTRAP = define("LP402", Severity.ERROR, "bootstrap is inside a parent folder, not at the root",
+                          "zip the folder's contents, not the folder: `cd DIR && layerpack build . -o layer.zip`")
+BOOTSTRAP_NOT_EXEC = define("LP403", Severity.ERROR, "bootstrap is not executable by the Lambda user",
+                            "chmod 755 bootstrap (`layerpack build` sets it for you)")
+BOOTSTRAP_NOT_FILE = define("LP404", Severity.ERROR, "bootstrap is not a regular file",
+                            "make `bootstrap` a file or a link to a file inside the layer")
+NO_INTERPRETER = define("LP405", Severity.ERROR, "script's #! interpreter does not exist on the runtime",
+                        "use an interpreter the runtime has (`layerpack runtimes`), or ship it in the layer's bin/")
+MISSING_COMMAND = define("LP406", Severity.ERROR, "script calls a command the runtime does not have",
+                         "ship the command in the layer's bin/ (it is on PATH as /opt/bin) or target a runtime that has it")
+NOT_EXECUTABLE_FORMAT = define("LP407", Severity.ERROR, "bootstrap is neither an ELF program nor a #! script",
+                               "Lambda execs bootstrap directly: add a #! line or ship a compiled program")
+WINDOWS_SCRIPT = define("LP408", Severity.ERROR, "script has Windows line endings (CRLF)",
+                        "convert with `dos2unix` or `sed -i 's/\\r$//'`: the kernel looks for an interpreter named 'bash\\r'")
+NOT_READABLE = define("LP410", Severity.WARNING, "not readable by the Lambda user",
+                      "Lambda runs code as a user that owns no file: give files o+r and dirs o+rx (`layerpack build` normalises modes)")
+DANGLING_LINK = define("LP411", Severity.ERROR, "symlink points to nothing on Lambda",
+                       "ship the target in the layer, or remove the link")
+LINK_LOOP = define("LP412", Severity.ERROR, "symlinks form a loop", "break the loop; the loader and unzip both give up after 40 links")
+LINK_ESCAPES = define("LP413", Severity.ERROR, "relative symlink leaves the layer",
+                      "point it inside the layer, or build with --dereference to store the file's contents")
+ABSOLUTE_LINK = define("LP414", Severity.WARNING, "absolute symlink",
+                       "use a relative link; `layerpack build` refuses absolute links unless --dereference")
+ZIP_PARENT_REF = define("LP415", Severity.ERROR, "zip entry climbs out of the layer with '..'",
+                        "rebuild the zip from inside the tree (`layerpack build`)")
+ZIP_ABSOLUTE = define("LP416", Severity.ERROR, "zip entry has an absolute path", "rebuild the zip with relative names (`layerpack build`)")
+ZIP_DUPLICATE = define("LP417", Severity.WARNING, "zip holds the same name twice", "rebuild the zip; only the last copy survives unzip")
+SPECIAL_FILE = define("LP418", Severity.ERROR, "device, fifo or socket in the tree", "remove it: a layer zip can only hold files, directories and links")
+UNREADABLE = define("LP419", Severity.ERROR, "entry could not be read", "fix its permissions on this machine and run again")
+LIB64_DIR = define("LP420", Severity.WARNING, "lib64/ is not on Lambda's library path",
+                   "move the libraries to lib/ (/opt/lib is on LD_LIBRARY_PATH; /opt/lib64 is not)")
+PYTHON_LAYOUT = define("LP421", Severity.ERROR, "python layer code is not under python/",
+                       "put packages in python/ or python/lib/python3.x/site-packages (pip install --target python)")
+NODE_LAYOUT = define("LP422", Severity.ERROR, "node layer modules are not under nodejs/node_modules",
+                     "put modules in nodejs/node_modules (or nodejs/node22/node_modules)")
+LIBRARY_LAYER = define("LP423", Severity.INFO, "no bootstrap: treated as a library layer",
+                       "pass --kind runtime if this layer is meant to be the custom runtime")
+
+# Shell words that are not commands to look up on PATH.
+_SHELL_WORDS = frozenset(
+    """if then else elif fi for while until do done case esac in function select time ! [[ ]] { } ( )
+    . : source alias bg bind break builtin caller cd command compgen complete compopt continue declare
+    dirs disown echo enable eval exec exit export false fc fg getopts hash help history jobs kill let
+    local logout mapfile popd printf pushd pwd read readarray readonly return set shift shopt suspend
+    test [ times trap true type typeset ulimit umask unalias unset wait coproc""".split()
+)
+_SHELLS = ("sh", "bash", "dash", "ash", "ksh", "zsh")
+
+
+def detect_kind(tree: Tree) -> str:
+    names = set(tree.entries)
+    if "bootstrap" in names or any(p.count("/") == 1 and p.endswith("/bootstrap") for p in names):
+        return "runtime"
+    if "python" in names:
+        return "python"
+    if "nodejs" in names:
+        return "node"
+    if "bin" in names or "lib" in names:
+        return "bin-lib"
+    return "generic"
+
+
+def layout_findings(tree: Tree, rt: Runtime, kind: str = "auto", *, fs: LambdaFS | None = None,
+                    mount: str = LAYER_MOUNT) -> list[Finding]:
+    """Every layout, permission and link finding for one tree, as mounted at `mount`."""
+    if kind not in KINDS:
+        from packer.errors import UsageError
+
+        raise UsageError(f"unknown layer kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    fs = fs or LambdaFS(rt, [Mount(mount, tree, "layer")])
+    out: list[Finding] = []
+    out.extend(_problem_findings(tree))
+    out.extend(_entry_findings(tree, fs, mount))
+    resolved = detect_kind(tree) if kind == "auto" else kind
+    if resolved == "runtime":
+        out.extend(bootstrap_findings(tree, rt, fs, mount, explicit=kind == "runtime"))
+    elif kind == "auto" and rt.family == "provided":
+        out.append(finding(LIBRARY_LAYER, ".", f"no bootstrap in {tree.origin}: analysed as a library layer"))
+    if resolved == "python":
+        out.extend(_python_layout(tree))
+    if resolved == "node":
+        out.extend(_node_layout(tree))
+    if "lib64" in tree.entries and tree.entries["lib64"].kind in (DIR, SYMLINK):
+        out.append(finding(LIB64_DIR, "lib64", f"{mount}/lib64 is not searched on Lambda (LD_LIBRARY_PATH has {mount}/lib)"))
+    return out
+
+
+def _problem_findings(tree: Tree) -> list[Finding]:
+    codes = {"parent-ref": ZIP_PARENT_REF, "absolute": ZIP_ABSOLUTE, "duplicate": ZIP_DUPLICATE, "unreadable": UNREADABLE}
+    return [finding(codes[p.reason], p.path, f"{p.path}: {p.detail}") for p in tree.problems]
+
+
+def _entry_findings(tree: Tree, fs: LambdaFS, mount: str) -> list[Finding]:
+    out = []
+    for e in tree.entries.values():
+        if e.kind == SPECIAL:
+            out.append(finding(SPECIAL_FILE, e.path, f"{e.path} is a special file"))
+        elif e.kind == FILE and not e.mode & 0o004:
+            out.append(finding(NOT_READABLE, e.path, f"{e.path} has mode {e.mode:04o}: Lambda's user cannot read it", mode=f"{e.mode:04o}"))
+        elif e.kind == DIR and tree.kind == "dir" and (e.mode & 0o005) != 0o005:
+            out.append(finding(NOT_READABLE, e.path, f"directory {e.path} has mode {e.mode:04o}: Lambda's user cannot enter it", mode=f"{e.mode:04o}"))
+        elif e.kind == SYMLINK:
+            out.extend(_link_findings(tree, fs, mount, e.path, e.link or ""))
+    return out
+
+
+def _link_findings(tree: Tree, fs: LambdaFS, mount: str, rel: str, target: str) -> list[Finding]:
+    final, status = tree.resolve(rel)
+    if status == "ok":
+        return []
+    if status == "loop":
+        return [finding(LINK_LOOP, rel, f"{rel} -> {target}: too many levels of symbolic links")]
+    if status == "escapes":
+        return [finding(LINK_ESCAPES, rel, f"{rel} -> {target} points outside the layer", target=target)]
+    if status == "dangling":
+        # in a merged /opt an earlier layer may provide it
+        if fs.exists(posixpath.join(mount, rel)):
+            return []
+        return [finding(DANGLING_LINK, rel, f"{rel} -> {target}: the target is not in the layer", target=target)]
+    # absolute
+    abs_target = status.split(":", 1)[1]
+    out = [finding(ABSOLUTE_LINK, rel, f"{rel} -> {target} is absolute", target=target)]
+    if not fs.exists(abs_target):
+        out.append(finding(DANGLING_LINK, rel, f"{rel} -> {target}: nothing is there on Lambda ({rt_name(fs)})", target=target))
+    return out
+
+
+def rt_name(fs: LambdaFS) -> str:
+    return f"{fs.runtime.name} {fs.runtime.arch}"
+
+
+def bootstrap_findings(tree: Tree, rt: Runtime, fs: LambdaFS, mount: str, *, explicit: bool = True) -> list[Finding]:
+    """Can Lambda start this tree's bootstrap? (present, at the root, executable, runnable)."""
+    entry = tree.entries.get("bootstrap")
+    if entry is None:
+        nested = sorted(p for p in tree.entries if p.endswith("/bootstrap") and p.count("/") >= 1)
+        if nested:
+            return [finding(NESTED_BOOTSTRAP, nested[0],
+                            f"found {nested[0]}; Lambda only looks at {mount}/bootstrap and /var/task/bootstrap")]
+        return [finding(NO_BOOTSTRAP, "bootstrap",
+                        f"no bootstrap in {tree.origin}: Lambda will report \"Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]\"")]
+    out: list[Finding] = []
+    rel = "bootstrap"
+    if entry.kind == SYMLINK:
+        final, status = tree.resolve(rel)
+        if status.startswith("absolute:"):
+            node = fs.lookup(status.split(":", 1)[1])
+            if node is None or node.where != "tree":
+                return [finding(BOOTSTRAP_NOT_FILE, rel, f"bootstrap -> {entry.link} does not resolve to a file in the layer")]
+            final = node.rel
+        if final is None or tree.entries.get(final) is None or tree.entries[final].kind != FILE:
+            return [finding(BOOTSTRAP_NOT_FILE, rel, f"bootstrap -> {entry.link} does not resolve to a file in the layer")]
+        rel = final
+        entry = tree.entries[final]
+    elif entry.kind != FILE:
+        return [finding(BOOTSTRAP_NOT_FILE, rel, f"bootstrap is a {entry.kind}")]
+    if not entry.mode & 0o001:
+        out.append(finding(BOOTSTRAP_NOT_EXEC, rel, f"{rel} has mode {entry.mode:04o}: Lambda fails with Runtime.InvalidEntrypoint (permission denied)",
+                           mode=f"{entry.mode:04o}"))
+    head = tree.read_head(rel, 4096)
+    if head[:4] == b"\x7fELF":
+        return out  # ELF programs are analysed by analyze.py
+    if not head.startswith(b"#!"):
+        out.append(finding(NOT_EXECUTABLE_FORMAT, rel, f"{rel} starts with {head[:16]!r}: exec fails with 'exec format error'"))
+        return out
+    out.extend(script_findings(tree, rel, rt, fs, mount))
+    return out
+
+
+def parse_shebang(head: bytes) -> tuple[str, list[str], bool]:
+    """(interpreter, args, crlf) from a #! line, with the kernel's rules (one optional argument)."""
+    line = head[2:].split(b"\n", 1)[0]
+    crlf = line.endswith(b"\r")
+    text = line.decode("utf-8", "replace").strip()
+    parts = text.split(None, 1)
+    if not parts:
+        return "", [], crlf
+    return parts[0], ([parts[1]] if len(parts) > 1 else []), crlf
+
+
+def script_findings(tree: Tree, rel: str, rt: Runtime, fs: LambdaFS, mount: str) -> list[Finding]:
+    out = []
+    data = tree.read_bytes(rel, limit=4 * 1024 * 1024)
+    interp, args, crlf = parse_shebang(data[:4096])
+    if crlf:
+        out.append(finding(WINDOWS_SCRIPT, rel, f"{rel}: the #! line ends in \\r, so the interpreter is looked up as '{interp}\\r'"))
+        return out
+    program = interp
+    if posixpath.basename(interp) == "env" and args:
+        env_args = args[0].split()
+        while env_args and env_args[0].startswith("-"):
+            env_args.pop(0)
+        program = env_args[0] if env_args else ""
+        if not fs.exists(interp):
+            out.append(finding(NO_INTERPRETER, rel, f"{rel}: #!{interp} does not exist on {rt_name(fs)}", interpreter=interp))
+            return out
+        found = fs.which(program) if program else None
+        if found is None:
+            out.append(finding(NO_INTERPRETER, rel, f"{rel}: #!{interp} {program}: `{program}` is not on PATH on {rt_name(fs)}",
+                               interpreter=program))
+            return out
+    elif not fs.exists(interp):
+        out.append(finding(NO_INTERPRETER, rel, f"{rel}: #!{interp} does not exist on {rt_name(fs)}", interpreter=interp))
+        return out
+    if posixpath.basename(program) in _SHELLS:
+        text = data.decode("utf-8", "replace")
+        for cmd in sorted(shell_commands(text)):
+            if fs.which(cmd) is None:
+                out.append(finding(MISSING_COMMAND, rel, f"{rel} runs `{cmd}`, which {rt_name(fs)} does not have on PATH",
+                                   command=cmd))
+    return out
+
+
+_SEPARATORS = re.compile(r"\|\||&&|[|;&\n]|\$\(|`|\bthen\b|\bdo\b|\belse\b|\(\(|\)\)")
+
+
+def shell_commands(text: str) -> set[str]:
+    """Command names a shell script runs, by a conservative reading: plain words in command
+    position that are not builtins, keywords, functions the script defines, or expansions."""
+    functions = set(re.findall(r"^\s*(?:function\s+)?([A-Za-z_][\w-]*)\s*\(\s*\)", text, re.M))
+    functions |= set(re.findall(r"^\s*function\s+([A-Za-z_][\w-]*)", text, re.M))
+    commands: set[str] = set()
+    lines = []
+    heredoc_end = None
+    in_case = 0
+    for line in text.splitlines():
+        if heredoc_end is not None:
+            if line.strip() == heredoc_end:
+                heredoc_end = None
+            continue
+        m = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
+        if m:
+            heredoc_end = m.group(1)
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            continue
+        if re.match(r"case\b.*\bin\s*$", stripped):
+            in_case += 1
+        elif stripped.startswith("esac"):
+            in_case = max(0, in_case - 1)
+        elif in_case:  # drop a leading `pattern)` of a case branch
+            line = re.sub(r"^\s*\(?[^()]*\)", "", line, count=1)
+        lines.append(re.sub(r"(^|\s)#.*$", "", line))
+    for segment in _SEPARATORS.split("\n".join(lines)):
+        try:
+            words = shlex.split(segment, posix=True)
+        except ValueError:
+            words = segment.split()
+        for w in words:
+            w = w.rstrip(")\"'")
+            if re.fullmatch(r"[A-Za-z_]\w*=.*", w):  # VAR=value prefix
+                continue
+            if w in ("!", "{", "}", "(", "time", "exec", "command", "then", "do", "if", "while", "until", "elif", "else", "nohup"):
+                if w in ("exec", "nohup"):
+                    continue
+                if w == "command":
+                    break
+                continue
+            if (w in _SHELL_WORDS or w in functions or not w or "$" in w or "/" in w
+                    or not re.fullmatch(r"[A-Za-z0-9_.+-]+", w) or w.startswith("-")):
+                break
+            commands.add(w)
+            break
+    return commands

@@ -1,0 +1,71 @@
+"""`layerpack analyze`: findings and the dependency tree, as text or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from packer import runtime as runtimes
+from packer.analyze import analyze
+from packer.cli.base import EXIT_CLEAN, EXIT_FINDINGS, main
+from packer.findings import Severity
+from packer.render import console, render_analysis
+
+
+@main.command("analyze")
+@click.argument("path", type=click.Path(exists=False))
+@click.option("--runtime", "-r", default=None, metavar="NAME",
+              help="Target runtime (default provided.al2023; `layerpack runtimes` lists them).")
+@click.option("--arch", type=click.Choice(["x86_64", "arm64"]), default=None,
+              help="Target architecture (default: from the ELF files).")
+@click.option("--as", "as_", type=click.Choice(["layer", "function"]), default="layer", show_default=True,
+              help="Mount the tree at /opt (a layer) or /var/task (the function).")
+@click.option("--with-layer", "with_layers", multiple=True, metavar="DIR|ZIP",
+              help="Another layer of the same function, mounted at /opt after this one (repeatable, in order).")
+@click.option("--sysroot", type=click.Path(file_okay=False), default=None,
+              help="Look for vendorable libraries in this root instead of this machine's (e.g. an aarch64 root).")
+@click.option("--kind", type=click.Choice(["auto", "runtime", "python", "node", "bin-lib", "generic"]), default="auto",
+              show_default=True, help="What the layer is, for the layout checks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema layerpack.analyze/1).")
+@click.option("--verbose", "-v", is_flag=True, help="Show every dependency tree, not only those with problems.")
+def analyze_cmd(path: str, runtime: str | None, arch: str | None, as_: str, with_layers: tuple[str, ...],
+                sysroot: str | None, kind: str, as_json: bool, verbose: bool) -> None:
+    """Tell what happens to PATH (a binary, directory or .zip) on Lambda, without running it.
+
+    \b
+    Exit status: 0 no errors, 1 error findings, 2 bad usage or unreadable input.
+    """
+    progress_ctx = _progress(path)
+    with progress_ctx as advance:
+        report = analyze(path, runtime=runtime or runtimes.default_runtime(), arch=arch, as_=as_,
+                         with_layers=with_layers, sysroot=sysroot, kind=kind, progress=advance)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        render_analysis(report, console(), verbose=verbose)
+    sys.exit(EXIT_FINDINGS if any(f.severity is Severity.ERROR for f in report.findings) else EXIT_CLEAN)
+
+
+class _progress:
+    """A progress bar on stderr for big trees (only when stderr is a terminal)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.bar = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), console=console(stderr=True),
+                            transient=True)
+        self.bar.start()
+        task = self.bar.add_task("walk", total=None)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,315 @@
+"""The dynamic loader's library search, as glibc's `_dl_map_object` does it, over any file system.
+
+Rules (glibc elf/dl-load.c, elf/get-dynamic-info.h; libtree's conformance tests):
+1. A DT_NEEDED name already loaded (by path, by an earlier NEEDED string, or by SONAME) is reused:
+   no search. Dependencies are loaded breadth-first, so *which* object loads a library first
+   decides whose paths were searched.
+2. Unless the requesting object has DT_RUNPATH: the DT_RPATH of the requester, then of the object
+   that loaded it, and so on up to the program (objects with DT_RUNPATH contribute no DT_RPATH:
+   glibc drops DT_RPATH when both are present), then the program's own DT_RPATH.
+3. LD_LIBRARY_PATH.
+4. The requester's own DT_RUNPATH (never inherited).
+5. ld.so.cache and the default directories, unless the requester has DF_1_NODEFLIB. (Lambda's
+   /etc/ld.so.conf.d is empty, so the cache holds exactly the default directories' libraries.)
+Candidates of the wrong ELF class or machine are skipped and the search goes on.
+`$ORIGIN` is the directory of the object as it was found (the program's: its real path), `$LIB`
+and `$PLATFORM` are the target's values. Hardware-capability subdirectories (`glibc-hwcaps/`) are
+not modelled: Lambda's listings have none and layers rarely ship them.
+
+The searcher is pure over a `FileSystem`, so the same code answers "what happens on Lambda"
+(`LambdaFS`) and "what happens on this host" (`HostFS`, used to test against the real `ld.so`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from packer.elf.reader import ElfInfo
+from packer.errors import ElfError
+
+PROVIDED, BUNDLED, SHADOWED, VENDORABLE, MISSING = "provided", "bundled", "shadowed", "vendorable", "missing"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A candidate file the file system holds at an absolute path."""
+
+    path: str  # the path the loader opened (as searched, links not resolved)
+    real: str  # after following links
+    where: str  # "tree" | "runtime" | "host"
+    label: str = ""  # which mount/layer, for reports
+    ref: object = field(default=None, compare=False, hash=False)  # the file system's own handle
+
+
+class FileSystem(Protocol):
+    cwd: str
+    lib_token: str  # $LIB
+    platform: str  # $PLATFORM
+
+    def find(self, path: str) -> Found | None: ...
+
+    def elf(self, found: Found) -> ElfInfo | None:
+        """Header facts of a found file; None when the content is unknown (runtime files).
+        Raises ElfError for a file that is not a valid ELF object."""
+        ...
+
+
+@dataclass(frozen=True)
+class Step:
+    dir: str
+    source: str  # "RPATH of /opt/bootstrap", "LD_LIBRARY_PATH", "RUNPATH of …", "default path"
+
+
+@dataclass
+class Obj:
+    """One loaded object in a simulated process."""
+
+    path: str
+    real: str
+    where: str
+    info: ElfInfo | None
+    loader: Obj | None = None
+    label: str = ""
+
+
+@dataclass
+class Edge:
+    """One DT_NEEDED entry of one object and what the loader does with it."""
+
+    requester: str
+    name: str
+    status: str  # provided | bundled | shadowed | vendorable | missing | loaded (already loaded)
+    path: str | None = None
+    via: str | None = None  # Step.source that found it, or "already loaded"
+    searched: list[Step] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) candidates rejected
+    shadowed: str | None = None  # the tree copy that loses (status shadowed)
+    host_path: str | None = None  # vendorable: where this host has it
+    target: Obj | None = None
+
+
+@dataclass
+class Process:
+    """The result of loading one root object: every object and every NEEDED edge, in load order."""
+
+    root: Obj
+    objects: list[Obj]
+    edges: list[Edge]
+    interp_ok: bool | None = None
+
+    def children(self, obj_path: str) -> list[Edge]:
+        return [e for e in self.edges if e.requester == obj_path]
+
+
+def expand(entry: str, obj: Obj, fs: FileSystem) -> str | None:
+    """Expand $ORIGIN/$LIB/$PLATFORM in one RPATH/RUNPATH entry; None if it cannot be used."""
+    origin_base = obj.real if obj.loader is None else obj.path
+    origin = posixpath.dirname(origin_base)
+
+    def sub(m: re.Match[str]) -> str:
+        token = m.group(1) or m.group(2)
+        return {"ORIGIN": origin, "LIB": fs.lib_token, "PLATFORM": fs.platform}.get(token, m.group(0))
+
+    out = re.sub(r"\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)\b)", sub, entry)
+    if not out:
+        return None
+    if not out.startswith("/"):
+        out = posixpath.join(fs.cwd, out)
+    return posixpath.normpath(out)
+
+
+class Loader:
+    """Simulates glibc loading a program (or dlopen of a library) on a FileSystem."""
+
+    def __init__(self, fs: FileSystem, ld_library_path: tuple[str, ...], default_dirs: tuple[str, ...],
+                 *, machine: int | None = None, bits: int | None = None, host_finder=None) -> None:
+        self.fs = fs
+        self.ld_library_path = tuple(d for d in ld_library_path if d)
+        self.default_dirs = default_dirs
+        self.machine = machine
+        self.bits = bits
+        self.host_finder = host_finder  # callable(name) -> host path | None, for vendorable libs
+        self._elf_cache: dict[str, ElfInfo | ElfError | None] = {}
+        self._found: dict[int, Found] = {}
+
+    def elf(self, found: Found) -> ElfInfo | None:
+        key = found.real
+        if key not in self._elf_cache:
+            try:
+                self._elf_cache[key] = self.fs.elf(found)
+            except ElfError as exc:
+                self._elf_cache[key] = exc
+        value = self._elf_cache[key]
+        if isinstance(value, ElfError):
+            raise value
+        return value
+
+    def steps_for(self, requester: Obj, main: Obj | None) -> list[Step]:
+        steps: list[Step] = []
+        info = requester.info
+        if info is None or not info.runpath:
+            did_main = False
+            obj: Obj | None = requester
+            while obj is not None:
+                if obj.info is not None and obj.info.rpath and not obj.info.runpath:
+                    for e in obj.info.rpath:
+                        d = expand(e, obj, self.fs)
+                        if d:
+                            steps.append(Step(d, f"RPATH of {obj.path}"))
+                if obj is main:
+                    did_main = True
+                obj = obj.loader
+            if not did_main and main is not None and main.info is not None and main.info.rpath and not main.info.runpath:
+                for e in main.info.rpath:
+                    d = expand(e, main, self.fs)
+                    if d:
+                        steps.append(Step(d, f"RPATH of {main.path}"))
+        steps.extend(Step(d, "LD_LIBRARY_PATH") for d in self.ld_library_path)
+        if info is not None and info.runpath:
+            for e in info.runpath:
+                d = expand(e, requester, self.fs)
+                if d:
+                    steps.append(Step(d, f"RUNPATH of {requester.path}"))
+        if info is None or not info.nodeflib:
+            steps.extend(Step(d, "default path") for d in self.default_dirs)
+        return steps
+
+    def _compatible(self, info: ElfInfo | None) -> str | None:
+        if info is None:
+            return None
+        if self.bits is not None and info.bits != self.bits:
+            return f"wrong ELF class ({info.bits}-bit)"
+        if self.machine is not None and info.machine != self.machine:
+            return f"wrong machine ({info.machine_name})"
+        return None
+
+    def search(self, name: str, requester: Obj, main: Obj | None) -> Edge:
+        edge = Edge(requester.path, name, MISSING)
+        if "/" in name:  # a path dependency: opened as is, relative to the working directory
+            path = name if name.startswith("/") else posixpath.join(self.fs.cwd, name)
+            found = self.fs.find(posixpath.normpath(path))
+            edge.searched.append(Step(posixpath.dirname(path), "path in DT_NEEDED"))
+            if found is not None:
+                self._accept(edge, found, "path in DT_NEEDED")
+            return edge
+        steps = self.steps_for(requester, main)
+        seen_dirs: set[str] = set()
+        for i, step in enumerate(steps):
+            if step.dir in seen_dirs:
+                continue
+            seen_dirs.add(step.dir)
+            edge.searched.append(step)
+            found = self.fs.find(posixpath.join(step.dir, name))
+            if found is None:
+                continue
+            if found.where != "runtime":
+                try:
+                    why = self._compatible(self.elf(found))
+                except ElfError as exc:
+                    edge.skipped.append((found.path, f"not a loadable ELF file: {exc}"))
+                    continue
+                if why:
+                    edge.skipped.append((found.path, why))
+                    continue
+            self._accept(edge, found, step.source)
+            if found.where == "runtime":
+                # shadowing: does a later search directory hold the tree's own copy?
+                for later in steps[i + 1 :]:
+                    other = self.fs.find(posixpath.join(later.dir, name))
+                    if other is not None and other.where == "tree":
+                        edge.status = SHADOWED
+                        edge.shadowed = other.path
+                        break
+            return edge
+        if self.host_finder is not None:
+            host = self.host_finder(name)
+            if host is not None:
+                edge.status = VENDORABLE
+                edge.host_path = str(host)
+        return edge
+
+    def _accept(self, edge: Edge, found: Found, via: str) -> None:
+        self._found[id(edge)] = found
+        edge.path = found.path
+        edge.via = via
+        edge.status = PROVIDED if found.where == "runtime" else BUNDLED
+        edge.target = Obj(found.path, found.real, found.where, None, label=found.label)
+
+    def load(self, root: Found, *, as_program: bool, vendored_dir: str | None = None,
+             host_elf=None) -> Process:
+        """Load `root` and its dependency closure breadth-first, as ld.so would.
+
+        `vendored_dir`: where vendorable host libraries would be placed (their own NEEDED are then
+        resolved as if they lived there), so a report shows the whole closure to vendor."""
+        info = self.elf(root)
+        main = Obj(root.path, root.real, root.where, info, None, root.label)
+        process = Process(main, [main], [])
+        loaded: dict[str, Obj] = {main.path: main, main.real: main}
+        if info is not None and info.soname:
+            loaded[info.soname] = main
+        if info is not None and info.interp:
+            interp = self.fs.find(info.interp)
+            process.interp_ok = interp is not None
+            if interp is not None:
+                loaded[posixpath.basename(info.interp)] = Obj(interp.path, interp.real, interp.where, None)
+        queue: deque[Obj] = deque([main])
+        program = main if as_program else None
+        while queue:
+            obj = queue.popleft()
+            if obj.info is None:
+                continue
+            for name in obj.info.needed:
+                hit = loaded.get(name)
+                if hit is not None:
+                    process.edges.append(Edge(obj.path, name, "loaded", hit.path, "already loaded", target=hit))
+                    continue
+                edge = self.search(name, obj, program)
+                process.edges.append(edge)
+                target = None
+                if edge.status in (BUNDLED, PROVIDED, SHADOWED) and edge.target is not None:
+                    target = edge.target
+                    target.loader = obj
+                    if target.where != "runtime":
+                        try:
+                            target.info = self.elf(self._found[id(edge)])
+                        except ElfError:
+                            target.info = None
+                elif edge.status == VENDORABLE and host_elf is not None and edge.host_path:
+                    placed = posixpath.join(vendored_dir, name) if vendored_dir else edge.host_path
+                    target = Obj(placed, placed, "host", host_elf(edge.host_path), obj, label=edge.host_path)
+                    edge.target = target
+                if target is None:
+                    continue
+                loaded[name] = target
+                loaded.setdefault(target.path, target)
+                if target.info is not None and target.info.soname:
+                    loaded.setdefault(target.info.soname, target)
+                process.objects.append(target)
+                queue.append(target)
+        return process
+
+
+class HostFS:
+    """This machine's real file system, for comparing the searcher with the real ld.so."""
+
+    where = "host"
+
+    def __init__(self, cwd: str | None = None, lib_token: str = "lib", platform: str = "x86_64") -> None:
+        self.cwd = cwd or os.getcwd()
+        self.lib_token = lib_token
+        self.platform = platform
+
+    def find(self, path: str) -> Found | None:
+        if not os.path.isfile(path):
+            return None
+        return Found(path, os.path.realpath(path), "host")
+
+    def elf(self, found: Found) -> ElfInfo | None:
+        from packer.elf.reader import read_path
+
+        return read_path(found.real)

@@ -1,0 +1,130 @@
+"""The file system a Lambda function sees: the runtime's files plus the trees mounted on it.
+
+Layers are unpacked at `/opt` in order (a later layer's file replaces an earlier one's), the
+function at `/var/task`. Everything else is the runtime, known only by name from the live dumps.
+Questions like "does /opt/lib/libfoo.so.1 exist?" or "which `curl` does PATH find?" are answered
+here, following symlinks across mounts (an absolute link `/opt/lib/x` inside a layer works on
+Lambda, so it works here), without touching the host file system.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from packer.elf.reader import ElfInfo, read_elf
+from packer.elf.search import Found
+from packer.runtime import Runtime
+from packer.tree import DIR, FILE, MAX_LINK_HOPS, SYMLINK, Tree
+
+LAYER_MOUNT = "/opt"
+FUNCTION_MOUNT = "/var/task"
+
+
+@dataclass(frozen=True)
+class Mount:
+    point: str  # "/opt" or "/var/task"
+    tree: Tree
+    label: str  # how reports name it: "layer", "layer 2 (deps.zip)", "function"
+
+
+@dataclass(frozen=True)
+class Node:
+    """What a path lands on. `where` is "tree" (a file of a mounted tree) or "runtime"."""
+
+    path: str  # the absolute path after following links
+    where: str
+    mount: Mount | None = None
+    rel: str | None = None  # path inside the tree
+    kind: str = FILE
+
+
+class LambdaFS:
+    def __init__(self, runtime: Runtime, mounts: list[Mount]) -> None:
+        self.runtime = runtime
+        # later mounts at the same point win; search the newest first
+        self.mounts = list(mounts)
+
+    def _mount_for(self, path: str) -> list[tuple[Mount, str]]:
+        out = []
+        for m in reversed(self.mounts):
+            if path == m.point:
+                out.append((m, ""))
+            elif path.startswith(m.point + "/"):
+                out.append((m, path[len(m.point) + 1 :]))
+        return out
+
+    def lookup(self, path: str, *, hops: int = 0) -> Node | None:
+        """Resolve an absolute path; None when nothing is there (or links dangle/loop)."""
+        if hops > MAX_LINK_HOPS:
+            return None
+        path = posixpath.normpath(path)
+        if path.startswith("//"):
+            path = path[1:]
+        for mount, rel in self._mount_for(path):
+            if rel == "":
+                return Node(path, "tree", mount, "", DIR)
+            final, status = mount.tree.resolve(rel)
+            if status == "ok" and final is not None:
+                entry = mount.tree.entries.get(final)
+                kind = entry.kind if entry else DIR
+                abs_final = posixpath.join(mount.point, final) if final else mount.point
+                return Node(abs_final, "tree", mount, final, kind)
+            if status.startswith("absolute:"):
+                return self.lookup(status.split(":", 1)[1], hops=hops + 1)
+            if status == "escapes":
+                # a relative link leaving the mount lands in the runtime's tree on Lambda
+                return None
+            # "dangling": in a merged /opt, an earlier layer may still have the file
+            continue
+        if self.runtime.has_library(path) or self.runtime.has_executable(path):
+            return Node(self.runtime.canonical(path), "runtime")
+        return None
+
+    def exists(self, path: str) -> bool:
+        return self.lookup(path) is not None
+
+    def is_dir_in_tree(self, path: str) -> bool:
+        node = self.lookup(path)
+        return node is not None and node.kind == DIR
+
+    def which(self, command: str, path_env: tuple[str, ...] | None = None) -> str | None:
+        """Where the runtime's PATH finds `command` (layers' bin/ included via /opt/bin)."""
+        if "/" in command:
+            return command if self.exists(command) else None
+        for d in path_env or self.runtime.path_env:
+            candidate = posixpath.join(d, command)
+            node = self.lookup(candidate)
+            if node is not None and node.kind in (FILE, SYMLINK):
+                return posixpath.normpath(candidate)
+        return None
+
+    # -- the FileSystem protocol of packer.elf.search ---------------------------------------------
+    @property
+    def cwd(self) -> str:
+        return FUNCTION_MOUNT
+
+    @property
+    def lib_token(self) -> str:
+        return "lib64"  # Amazon Linux's slibdir on x86_64 and aarch64
+
+    @property
+    def platform(self) -> str:
+        return self.runtime.machine
+
+    def find(self, path: str) -> Found | None:
+        node = self.lookup(path)
+        if node is None or node.kind == DIR:
+            return None
+        if node.where == "runtime":
+            if not self.runtime.has_library(node.path):
+                return None  # an executable, not a library
+            return Found(posixpath.normpath(path), node.path, "runtime", self.runtime.name)
+        return Found(posixpath.normpath(path), node.path, "tree", node.mount.label if node.mount else "", ref=node)
+
+    def elf(self, found: Found) -> ElfInfo | None:
+        node = found.ref
+        if not isinstance(node, Node) or node.mount is None or node.rel is None:
+            return None
+        with node.mount.tree.source(node.rel) as src:
+            return read_elf(src)
