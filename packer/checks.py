@@ -285,3 +285,22 @@ def shell_commands(text: str) -> set[str]:
             commands.add(w)
             break
     return commands
+
+
+def _python_layout(tree: Tree) -> list[Finding]:
+    """Lambda adds /opt/python and /opt/python/lib/python3.x/site-packages to sys.path, nothing else."""
+    if tree.entries.get("python", None) is not None and tree.entries["python"].kind == DIR:
+        return []
+    stray = sorted(p for p in tree.entries if "/" not in p and (p.endswith(".py") or p.endswith(".dist-info")
+                   or (tree.entries[p].kind == DIR and f"{p}/__init__.py" in tree.entries) or p == "site-packages"))
+    where = ", ".join(stray[:5]) or "the layer root"
+    return [finding(PYTHON_LAYOUT, stray[0] if stray else ".", f"python code at {where} is not on sys.path on Lambda (no python/ directory)")]
+
+
+def _node_layout(tree: Tree) -> list[Finding]:
+    """NODE_PATH on Lambda holds /opt/nodejs/node_modules and /opt/nodejs/nodeNN/node_modules."""
+    ok = any(p == "nodejs/node_modules" or re.fullmatch(r"nodejs/node\d+/node_modules", p) for p in tree.entries)
+    if ok:
+        return []
+    stray = "node_modules" if "node_modules" in tree.entries else "."
+    return [finding(NODE_LAYOUT, stray, f"no nodejs/node_modules in the layer; modules at {stray} are not on NODE_PATH")]

@@ -216,8 +216,8 @@ def _read_zip(zf: zipfile.ZipFile, origin: str) -> tuple[dict[str, Entry], list[
             kind = SYMLINK
         elif is_dir:
             kind = DIR
-        elif unix and mode_full and not stat.S_ISREG(mode_full):
-            kind = SPECIAL
+        elif unix and stat.S_IFMT(mode_full) in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK):
+            kind = SPECIAL  # (no type bits at all, as Python's writestr leaves them, means a file)
         else:
             kind = FILE
         if unix and mode_full:
