@@ -44,6 +44,9 @@ class LambdaFS:
         self.runtime = runtime
         # later mounts at the same point win; search the newest first
         self.mounts = list(mounts)
+        # the model does not change during an analysis, and the loader asks the same paths for
+        # every program (measured: 45k lookups for /usr/lib/x86_64-linux-gnu)
+        self._cache: dict[str, Node | None] = {}
 
     def _mount_for(self, path: str) -> list[tuple[Mount, str]]:
         out = []
@@ -56,6 +59,15 @@ class LambdaFS:
 
     def lookup(self, path: str, *, hops: int = 0) -> Node | None:
         """Resolve an absolute path; None when nothing is there (or links dangle/loop)."""
+        if hops == 0:
+            if path in self._cache:
+                return self._cache[path]
+            node = self._lookup(path, 0)
+            self._cache[path] = node
+            return node
+        return self._lookup(path, hops)
+
+    def _lookup(self, path: str, hops: int) -> Node | None:
         if hops > MAX_LINK_HOPS:
             return None
         path = posixpath.normpath(path)
@@ -71,7 +83,7 @@ class LambdaFS:
                 abs_final = posixpath.join(mount.point, final) if final else mount.point
                 return Node(abs_final, "tree", mount, final, kind)
             if status.startswith("absolute:"):
-                return self.lookup(status.split(":", 1)[1], hops=hops + 1)
+                return self._lookup(status.split(":", 1)[1], hops + 1)
             if status == "escapes":
                 # a relative link leaving the mount lands in the runtime's tree on Lambda
                 return None

@@ -136,8 +136,10 @@ class Runtime:
         return path
 
     def has_library(self, path: str) -> bool:
-        """Does this exact absolute path exist on the runtime (as a listed library)?"""
-        return self.canonical(path) in self.lib_paths
+        """Does this absolute, normalised path exist on the runtime (as a listed library)?
+        `lib_paths` holds every alias (/lib64/x and /usr/lib64/x), so this is one set lookup:
+        it runs for every directory of every library search."""
+        return path in self.lib_paths
 
     def has_executable(self, path: str) -> bool:
         return self.canonical(path) in self.executables
@@ -239,9 +241,20 @@ def load(name: str, arch: str = "x86_64") -> Runtime:
         ceilings_note=ceil_note,
         deprecated=spec.get("deprecated"),
     )
-    canon = frozenset(rt.canonical(p) for p in libs.entries)
+    canon = frozenset(_aliases(rt, libs.entries))
     canon_exes = frozenset(rt.canonical(p) for p in exes)
     return replace(rt, lib_paths=canon, executables=canon_exes)
+
+
+def _aliases(rt: Runtime, paths: tuple[str, ...]) -> set[str]:
+    """Each listed path under every name it has (usr-merge links make /lib64/x == /usr/lib64/x)."""
+    out = set()
+    for p in paths:
+        c = rt.canonical(p)
+        out.add(c)
+        if rt.usr_merge and c.startswith("/usr/"):
+            out.add(c[4:])
+    return out
 
 
 def all_runtimes() -> list[Runtime]:

@@ -23,7 +23,7 @@ def runtimes_cmd(as_json: bool) -> None:
                 "arch": rt.arch,
                 "os": rt.os,
                 "dump_date": rt.dump_date,
-                "libraries": len(rt.lib_paths),
+                "libraries": len(rt.libs.entries),
                 "commands": len(rt.executables),
                 "glibc": ".".join(map(str, rt.ceiling("GLIBC") or ())) or None,
                 "glibcxx": ".".join(map(str, rt.ceiling("GLIBCXX") or ())) or None,

@@ -136,6 +136,12 @@ class Loader:
         self.host_finder = host_finder  # callable(name) -> host path | None, for vendorable libs
         self._elf_cache: dict[str, ElfInfo | ElfError | None] = {}
         self._found: dict[int, Found] = {}
+        self._env_steps = tuple(Step(d, "LD_LIBRARY_PATH") for d in self.ld_library_path)
+        self._default_steps = tuple(Step(d, "default path") for d in self.default_dirs)
+
+    def seed(self, infos: dict[str, ElfInfo]) -> None:
+        """Reuse headers already read (keyed by real path) instead of reading them again."""
+        self._elf_cache.update(infos)
 
     def elf(self, found: Found) -> ElfInfo | None:
         key = found.real
@@ -169,14 +175,14 @@ class Loader:
                     d = expand(e, main, self.fs)
                     if d:
                         steps.append(Step(d, f"RPATH of {main.path}"))
-        steps.extend(Step(d, "LD_LIBRARY_PATH") for d in self.ld_library_path)
+        steps.extend(self._env_steps)
         if info is not None and info.runpath:
             for e in info.runpath:
                 d = expand(e, requester, self.fs)
                 if d:
                     steps.append(Step(d, f"RUNPATH of {requester.path}"))
         if info is None or not info.nodeflib:
-            steps.extend(Step(d, "default path") for d in self.default_dirs)
+            steps.extend(self._default_steps)
         return steps
 
     def _compatible(self, info: ElfInfo | None) -> str | None:
