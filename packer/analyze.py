@@ -268,7 +268,12 @@ class Analysis:
                     self.add(finding(PATH_NEEDED, f.rel, f"{f.rel} needs {name!r} by path"))
 
     # -- loading ---------------------------------------------------------------------------------
-    def simulate(self, files: list[ElfFile]) -> list[Process]:
+    def simulate(self, files: list[ElfFile], wrapped: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> list[Process]:
+        """Load every program, then every library no program loaded (as dlopen would).
+
+        `wrapped`: programs started through a bundled loader by a `vendor --bundle-libc` wrapper:
+        program path -> (loader path, --library-path entries)."""
+        wrapped = wrapped or {}
         processes = []
         covered: set[str] = set()
         usable = [f for f in files if f.info and not f.info.is_static and f.info.bits == 64
@@ -281,8 +286,14 @@ class Analysis:
             found = self.fs.find(f.path) or Found(f.path, f.path, "tree", ref=None)
             if found.ref is None:
                 continue
-            proc = self.loader.load(found, as_program=f.info.is_program, vendored_dir=posixpath.join(LAYER_MOUNT, "lib"),
-                                    host_elf=self.host_elf)
+            loader = self.loader
+            interp = None
+            if f.path in wrapped:
+                interp, libpath = wrapped[f.path]
+                loader = Loader(self.fs, libpath, (), machine=_ARCH_MACHINES[self.rt.arch], bits=64, host_finder=self._host_find)
+                loader.seed(self.loader.cached())
+            proc = loader.load(found, as_program=f.info.is_program, vendored_dir=posixpath.join(self.mount, "lib"),
+                               host_elf=self.host_elf, interp=interp)
             processes.append(proc)
             covered.update(o.real for o in proc.objects)
             covered.update(o.path for o in proc.objects)
@@ -402,6 +413,29 @@ def _map(path: Path):
         return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+_WRAPPER_MARK = b"# Written by `layerpack vendor --bundle-libc`"
+_WRAPPER_EXEC = re.compile(r'exec "\$here/(?P<loader>[^"]+)" --argv0 "\$0" --library-path "(?P<libpath>[^"]+)" "\$here/(?P<program>[^"]+)"')
+
+
+def _bundled_libc_wrapper(tree: Tree, mount: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Understand the bootstrap wrapper `vendor --bundle-libc` writes, so its program is analysed
+    with the loader and library path it will really get."""
+    entry = tree.entries.get("bootstrap")
+    if entry is None or entry.kind != FILE or entry.size > 65536:
+        return {}
+    try:
+        text = tree.read_bytes("bootstrap")
+    except InputError:
+        return {}
+    if _WRAPPER_MARK not in text:
+        return {}
+    m = _WRAPPER_EXEC.search(text.decode("utf-8", "replace"))
+    if not m:
+        return {}
+    libpath = tuple(p.replace("$here", mount) for p in m.group("libpath").split(":"))
+    return {posixpath.join(mount, m.group("program")): (posixpath.join(mount, m.group("loader")), libpath)}
+
+
 def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
             with_layers: tuple[str, ...] = (), sysroot: str | Path | None = None, kind: str = "auto",
             progress: Callable[[int], None] | None = None) -> Report:
@@ -429,7 +463,7 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount):
             a.add(f)
         a.loader.seed({f.path: f.info for f in files if f.info is not None})
-        processes = a.simulate(files)
+        processes = a.simulate(files, wrapped=_bundled_libc_wrapper(tree, mount))
         for p in processes:
             a.process_findings(p)
         findings = sorted(a.findings, key=lambda f: (-int(f.severity), f.code, f.path))

@@ -141,6 +141,8 @@ class ElfInfo:
         if self.type == 2:
             return True
         if self.type == 3:
+            if self.soname is not None and not self.flags_1 & DF_1_PIE:
+                return False  # a library that can also be run (libc.so.6 prints its version)
             return self.interp is not None or bool(self.flags_1 & DF_1_PIE)
         return False
 

@@ -139,6 +139,9 @@ class Loader:
         self._env_steps = tuple(Step(d, "LD_LIBRARY_PATH") for d in self.ld_library_path)
         self._default_steps = tuple(Step(d, "default path") for d in self.default_dirs)
 
+    def cached(self) -> dict[str, ElfInfo]:
+        return {k: v for k, v in self._elf_cache.items() if isinstance(v, ElfInfo)}
+
     def seed(self, infos: dict[str, ElfInfo]) -> None:
         """Reuse headers already read (keyed by real path) instead of reading them again."""
         self._elf_cache.update(infos)
@@ -247,7 +250,7 @@ class Loader:
         edge.target = Obj(found.path, found.real, found.where, None, label=found.label)
 
     def load(self, root: Found, *, as_program: bool, vendored_dir: str | None = None,
-             host_elf=None) -> Process:
+             host_elf=None, interp: str | None = None) -> Process:
         """Load `root` and its dependency closure breadth-first, as ld.so would.
 
         `vendored_dir`: where vendorable host libraries would be placed (their own NEEDED are then
@@ -258,11 +261,20 @@ class Loader:
         loaded: dict[str, Obj] = {main.path: main, main.real: main}
         if info is not None and info.soname:
             loaded[info.soname] = main
-        if info is not None and info.interp:
-            interp = self.fs.find(info.interp)
-            process.interp_ok = interp is not None
-            if interp is not None:
-                loaded[posixpath.basename(info.interp)] = Obj(interp.path, interp.real, interp.where, None)
+        interp_path = interp or (info.interp if info is not None else None)
+        if interp_path:
+            found_interp = self.fs.find(interp_path)
+            process.interp_ok = found_interp is not None
+            if found_interp is not None:
+                obj = Obj(found_interp.path, found_interp.real, found_interp.where, None)
+                if found_interp.where != "runtime":
+                    try:
+                        obj.info = self.elf(found_interp)
+                    except ElfError:
+                        pass
+                loaded[posixpath.basename(interp_path)] = obj
+                if info is not None and info.interp:
+                    loaded[posixpath.basename(info.interp)] = obj
         queue: deque[Obj] = deque([main])
         program = main if as_program else None
         while queue:

@@ -1,0 +1,100 @@
+"""`layerpack vendor`: copy what Lambda lacks into lib/ and patch so Lambda's search order finds it."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from packer import runtime as runtimes
+from packer.cli.base import EXIT_CLEAN, EXIT_FINDINGS, main
+from packer.render import console, human_bytes
+
+
+@main.command("vendor")
+@click.argument("path", type=click.Path(exists=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None, help="Write the vendored tree here (must be empty).")
+@click.option("--in-place", is_flag=True, help="Change the input directory itself instead of writing a copy.")
+@click.option("--runtime", "-r", default=None, metavar="NAME", help="Target runtime (default provided.al2023).")
+@click.option("--arch", type=click.Choice(["x86_64", "arm64"]), default=None, help="Target architecture (default: from the ELF files).")
+@click.option("--as", "as_", type=click.Choice(["layer", "function"]), default="layer", show_default=True,
+              help="Where the tree lands: /opt (layer) or /var/task (function).")
+@click.option("--sysroot", type=click.Path(file_okay=False), default=None,
+              help="Take libraries from this root (e.g. an aarch64 or older-distro root) instead of this machine.")
+@click.option("--bundle-libc", is_flag=True,
+              help="Also bundle glibc and its loader, and make bootstrap a wrapper that starts the program through them.")
+@click.option("--strip", is_flag=True, help="strip --strip-unneeded the vendored libraries (before patching).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan (and the result) as JSON.")
+def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str | None, arch: str | None, as_: str,
+               sysroot: str | None, bundle_libc: bool, strip: bool, dry_run: bool, as_json: bool) -> None:
+    """Make PATH (binary, directory or .zip) self-sufficient on Lambda.
+
+    \b
+    Copies every library Lambda lacks (and runtime libraries too old for your program) into lib/,
+    sets DT_RPATH relative to $ORIGIN, renames libraries a runtime copy would shadow, then analyses
+    the result again. The input is never modified unless --in-place.
+    Exit status: 0 the output is clean, 1 problems remain (listed), 2 bad usage.
+    """
+    from packer import vendor
+
+    if not dry_run and out is None and not in_place:
+        raise click.UsageError("give --out DIR, --in-place, or --dry-run")
+    plan = vendor.plan(path, runtime=runtime or runtimes.default_runtime(), arch=arch, as_=as_, sysroot=sysroot,
+                       bundle_libc=bundle_libc, strip=strip)
+    if dry_run:
+        if as_json:
+            click.echo(json.dumps(plan.to_json(), indent=2))
+        else:
+            _render_plan(plan)
+        sys.exit(EXIT_CLEAN if plan.ok else EXIT_FINDINGS)
+    if not plan.ok:
+        if as_json:
+            click.echo(json.dumps(plan.to_json(), indent=2))
+        else:
+            _render_plan(plan)
+        sys.exit(EXIT_FINDINGS)
+    result = vendor.apply(plan, out, in_place=in_place)
+    if as_json:
+        doc = plan.to_json() | {"out": str(result.out), "ok": result.ok,
+                                "after": [f.to_json() for f in result.findings]}
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        _render_plan(plan)
+        con = console()
+        if result.findings:
+            for f in result.findings:
+                con.print(f"{f.code} {f.severity}: {f.message}")
+        verdict = "clean: no missing or shadowed library, every version need met" if result.ok else "problems remain (above)"
+        con.print(f"\nwrote {result.out}; analysed again for {plan.runtime} {plan.arch}: {verdict}")
+    sys.exit(EXIT_CLEAN if result.ok else EXIT_FINDINGS)
+
+
+def _render_plan(plan) -> None:
+    from rich.markup import escape
+
+    con = console()
+    con.print(f"[bold]vendor plan[/] for {escape(plan.input)} on {plan.runtime} {plan.arch} (lands at {plan.mount})")
+    if not (plan.copies or plan.moves or plan.patches):
+        con.print("  nothing to do: every library is provided or already reachable")
+    for c in plan.copies:
+        extra = f", links {', '.join(c.links)}" if c.links else ""
+        tag = " [yellow](renamed: a runtime copy would win)[/]" if c.renamed else ""
+        con.print(f"  copy   {escape(c.source)} -> {escape(c.dest)}{escape(extra)} ({human_bytes(c.size)}; {escape(c.reason)}){tag}")
+    for m in plan.moves:
+        con.print(f"  rename {escape(m.source)} -> {escape(m.dest)} (the runtime's {m.soname} would shadow it)")
+    for op in plan.patches:
+        parts = []
+        if op.patch.rpath is not None:
+            parts.append(f"RPATH={':'.join(op.patch.rpath)}")
+        parts += [f"NEEDED {a}->{b}" for a, b in op.patch.replace_needed]
+        if op.patch.soname:
+            parts.append(f"SONAME={op.patch.soname}")
+        con.print(f"  patch  {escape(op.rel)}: {escape(', '.join(parts))} ({escape(op.reason)})")
+    if plan.wrapper:
+        con.print(f"  wrap   bootstrap -> {plan.wrapper.program}, started by {plan.wrapper.loader}")
+    for f in plan.findings:
+        style = {"error": "bold red", "warning": "yellow", "info": "dim"}[str(f.severity)]
+        con.print(f"[{style}]{f.code} {f.severity}[/] {escape(f.message)}\n    [dim]fix:[/] {escape(f.hint)}")
+    con.print(f"  adds {human_bytes(plan.bytes_added)} in {len(plan.copies)} files")

@@ -1,0 +1,234 @@
+"""`layerpack vendor` on fixture binaries: plans, patched output that runs where only the runtime's
+library set is visible, renaming against shadowing, --bundle-libc, arm64, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from packer import runtime as runtimes
+from packer import vendor
+from packer.analyze import analyze
+from packer.elf.reader import read_path
+from tests.conftest import require_tool, run_cli
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures"
+X86 = FIX / "bin" / "x86_64"
+ARM = FIX / "bin" / "aarch64"
+
+
+def tree_digest(root: Path) -> str:
+    """Content, modes and link targets of every entry: what "byte-identical output" means."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            h.update(f"{rel}\0{st.st_mode:o}\0".encode())
+            if os.path.islink(p):
+                h.update(os.readlink(p).encode())
+            else:
+                h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def layer(tmp_path: Path, files: dict[str, Path], name: str = "in") -> Path:
+    root = tmp_path / name
+    for rel, src in files.items():
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    return root
+
+
+def sandbox_run(opt: Path, argv: tuple[str, ...] = ("/opt/bootstrap",), env: dict | None = None,
+                runtime: str = "provided.al2023") -> subprocess.CompletedProcess:
+    """Run with the layer at /opt and only the runtime's library set in /lib64 (bwrap)."""
+    require_tool("bwrap")
+    from packer.emulator import rootfs, sandbox
+
+    rt = runtimes.load(runtime, "x86_64")
+    root = rootfs.materialize(rootfs.plan_root(rt))
+    full_env = {"LD_LIBRARY_PATH": ":".join(rt.ld_library_path), "PATH": ":".join(rt.path_env), **(env or {})}
+    spec = sandbox.SandboxSpec(root=root, opt=opt, task=None, command=argv, env=full_env)
+    return subprocess.run(sandbox.bwrap_argv(spec, sandbox.bwrap_path()), capture_output=True, text=True, timeout=60)
+
+
+def test_plan_copies_the_missing_library_with_its_soname_link_and_sets_rpath() -> None:
+    p = vendor.plan(X86 / "needs-atomic")
+    assert [(c.soname, c.dest, c.links) for c in p.copies] == [("libatomic.so.1", "lib/libatomic.so.1.2.0", ("lib/libatomic.so.1",))]
+    assert [(op.rel, op.patch.rpath) for op in p.patches] == [("bootstrap", ("$ORIGIN/lib",))]
+    assert p.ok and p.bytes_added == os.path.getsize(os.path.realpath("/lib/x86_64-linux-gnu/libatomic.so.1"))
+
+
+def test_vendored_binary_runs_with_only_the_runtime_library_set_and_failed_before(tmp_path: Path) -> None:
+    before = layer(tmp_path, {"bootstrap": X86 / "needs-atomic"})
+    failed = sandbox_run(before)
+    assert failed.returncode != 0 and "libatomic.so.1: cannot open shared object file" in failed.stderr
+    out = tmp_path / "out"
+    res = vendor.apply(vendor.plan(before), out)
+    assert res.ok, res.findings
+    ran = sandbox_run(out)
+    assert ran.returncode == 0 and "atomic fixture" in ran.stdout
+    boot = read_path(out / "bootstrap")
+    assert boot.rpath == ("$ORIGIN/lib",) and not boot.runpath
+    assert os.readlink(out / "lib" / "libatomic.so.1") == "libatomic.so.1.2.0"
+    assert "libatomic1" in (out / "lib" / "THIRD-PARTY.txt").read_text()
+
+
+def test_transitive_closure_from_a_sysroot_runs(tmp_path: Path) -> None:
+    sysroot = FIX / "sysroot" / "x86_64"
+    src = layer(tmp_path, {"bootstrap": X86 / "needs-fix1"})
+    p = vendor.plan(src, sysroot=sysroot)
+    assert {c.soname for c in p.copies} == {"libfix1.so.1", "libfix2.so.1"}
+    assert ("lib/libfix1.so.1", ("$ORIGIN",)) in [(op.rel, op.patch.rpath) for op in p.patches]
+    out = tmp_path / "out"
+    assert vendor.apply(p, out).ok
+    ran = sandbox_run(out)
+    assert ran.returncode == 0 and "fix 2" in ran.stdout
+
+
+def test_bundled_copy_of_a_runtime_soname_is_renamed_and_wins(tmp_path: Path) -> None:
+    src = layer(tmp_path, {"bootstrap": X86 / "needs-z", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
+    assert "LP103" in {f.code for f in analyze(src).findings}
+    p = vendor.plan(src)
+    (move,) = p.moves
+    assert move.source == "lib/libz.so.1" and move.new_soname.startswith("libz-") and move.new_soname.endswith(".so.1")
+    out = tmp_path / "out"
+    res = vendor.apply(p, out)
+    assert res.ok and not [f for f in res.report.findings if f.code == "LP103"]
+    boot = read_path(out / "bootstrap")
+    assert move.new_soname in boot.needed and "libz.so.1" not in boot.needed
+    assert boot.rpath == ("$ORIGIN/lib",)
+    assert read_path(out / move.dest).soname == move.new_soname
+    assert not (out / "lib" / "libz.so.1").exists()
+    traced = sandbox_run(out, env={"LD_TRACE_LOADED_OBJECTS": "1"})
+    assert f"{move.new_soname} => /opt/lib/{move.new_soname}" in traced.stdout
+    assert sandbox_run(out).stdout.startswith("zlib ")
+
+
+def test_vendored_libstdcxx_is_not_shadowed_by_runtime_copy(tmp_path: Path) -> None:
+    """The libstdc++ case: renamed and NEEDED rewritten; and layerpack also sees that Debian 12's
+    libstdc++ itself needs GLIBC_2.36, which AL2023 lacks, so it refuses to write a broken layer."""
+    src = layer(tmp_path, {"bootstrap": X86 / "needs-glibcxx", "lib/libstdc++.so.6": Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")})
+    assert "LP103" in {f.code for f in analyze(src).findings}
+    p = vendor.plan(src)
+    (move,) = p.moves
+    assert move.new_soname.startswith("libstdc++-") and move.new_soname.endswith(".so.6")
+    boot = next(op for op in p.patches if op.rel == "bootstrap")
+    assert boot.patch.replace_needed == (("libstdc++.so.6", move.new_soname),) and boot.patch.rpath == ("$ORIGIN/lib",)
+    assert next(op for op in p.patches if op.rel == move.dest).patch.soname == move.new_soname
+    assert {f.data.get("library") for f in p.findings if f.code == "LP901"} == {"libc.so.6"}
+    assert not p.ok
+
+
+def test_unreachable_library_already_in_the_tree_gets_an_rpath_not_a_copy(tmp_path: Path) -> None:
+    src = tmp_path / "chain"
+    shutil.copytree(X86 / "chain", src, symlinks=True)
+    p = vendor.plan(src)
+    assert p.copies == []
+    assert ("deps/liba.so", ("$ORIGIN",)) in [(op.rel, op.patch.rpath) for op in p.patches]
+    out = tmp_path / "out"
+    res = vendor.apply(p, out)
+    assert not [f for f in res.report.findings if f.code == "LP101" and "runpath-main" in f.message]
+    real = subprocess.run(["/lib64/ld-linux-x86-64.so.2", "--inhibit-cache", "--list", str(out / "runpath-main")],
+                          capture_output=True, text=True)
+    assert real.returncode == 0 and str(out / "deps" / "libb.so") in real.stdout
+
+
+def test_glibc_is_flagged_not_copied_by_default(tmp_path: Path) -> None:
+    p = vendor.plan(X86 / "needs-glibc236")
+    assert not p.ok and "LP901" in {f.code for f in p.findings} and p.copies == []
+    res = run_cli("vendor", str(X86 / "needs-glibc236"), "--out", str(tmp_path / "out"))
+    assert res.returncode == 1 and "LP901" in res.stdout and not (tmp_path / "out").exists()
+
+
+def test_vendored_library_needing_a_newer_glibc_is_caught() -> None:
+    p = vendor.plan(X86 / "needs-glibcxx", runtime="provided.al2")
+    assert "LP902" in {f.code for f in p.findings}  # Debian's libstdc++ needs GLIBC_2.3x > AL2's 2.26
+
+
+def test_bundle_libc_starts_a_program_needing_a_newer_glibc(tmp_path: Path) -> None:
+    src = layer(tmp_path, {"bootstrap": X86 / "needs-glibc236"})
+    assert "LP201" in {f.code for f in analyze(src).findings}
+    p = vendor.plan(src, bundle_libc=True)
+    assert {c.soname for c in p.copies} >= {"libc.so.6", "ld-linux-x86-64.so.2"}
+    assert "LP905" in {f.code for f in p.findings}
+    out = tmp_path / "out"
+    res = vendor.apply(p, out)
+    assert res.ok and not res.report.findings, res.report.findings
+    assert (out / "bin" / "bootstrap.real").is_file() and os.access(out / "bootstrap", os.X_OK)
+    ran = sandbox_run(out)
+    assert ran.returncode == 0 and "random 0" in ran.stdout, ran.stderr
+    # the wrapper's own command, traced: the program gets the bundled glibc, not the runtime's
+    traced = sandbox_run(out, ("/opt/lib/ld-linux-x86-64.so.2", "--list", "--library-path", "/opt/lib:/lib64:/usr/lib64",
+                               "/opt/bin/bootstrap.real"))
+    assert "libc.so.6 => /opt/lib/libc.so.6" in traced.stdout, traced.stdout + traced.stderr
+    assert 'exec "$here/lib/ld-linux-x86-64.so.2" --argv0 "$0" --library-path "$here/lib:/lib64:/usr/lib64"' in (out / "bootstrap").read_text()
+
+
+def test_arm64_fixture_is_vendored_and_reanalysed_on_x86_64(tmp_path: Path) -> None:
+    src = layer(tmp_path, {"bootstrap": ARM / "needs-atomic"})
+    p = vendor.plan(src)
+    assert p.arch == "arm64" and p.copies[0].real.startswith("/usr/aarch64-linux-gnu/")
+    before = read_path(src / "bootstrap")
+    out = tmp_path / "out"
+    res = vendor.apply(p, out)
+    assert res.ok and res.report.runtime.arch == "arm64"
+    after = read_path(out / "bootstrap")
+    assert after.machine_name == "aarch64" and after.rpath == ("$ORIGIN/lib",)
+    assert after.load_align == before.load_align
+    assert read_path(out / "lib" / "libatomic.so.1").machine_name == "aarch64"
+
+
+def test_vendoring_twice_is_byte_identical_and_leaves_the_input_unchanged(tmp_path: Path) -> None:
+    src = layer(tmp_path, {"bootstrap": X86 / "needs-fix1", "bin/other": X86 / "needs-fix1"})
+    before = tree_digest(src)
+    for name in ("a", "b"):
+        res = run_cli("vendor", str(src), "--out", str(tmp_path / name), "--sysroot", str(FIX / "sysroot" / "x86_64"), "--strip")
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    assert tree_digest(src) == before
+
+
+def test_file_with_a_payload_is_never_patched(tmp_path: Path) -> None:
+    data = (X86 / "needs-atomic").read_bytes() + b"CORE" * 4096
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "bootstrap").write_bytes(data)
+    (src / "bootstrap").chmod(0o755)
+    p = vendor.plan(src)
+    assert "LP903" in {f.code for f in p.findings} and not p.patches
+    out = tmp_path / "out"
+    assert vendor.apply(p, out).ok
+    assert (out / "bootstrap").read_bytes() == data
+    ran = sandbox_run(out)  # found through LD_LIBRARY_PATH's /opt/lib
+    assert ran.returncode == 0
+
+
+def test_cli_dry_run_json_changes_nothing_and_bad_usage_exits_2(tmp_path: Path) -> None:
+    res = run_cli("vendor", str(X86 / "needs-atomic"), "--dry-run", "--json")
+    doc = json.loads(res.stdout)
+    assert res.returncode == 0 and doc["schema"] == "layerpack.vendor-plan/1" and doc["copies"][0]["soname"] == "libatomic.so.1"
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    res = run_cli("vendor", str(X86 / "needs-atomic"), "--out", str(busy))
+    assert res.returncode == 2 and "not empty" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("vendor", str(X86 / "needs-atomic"))
+    assert res.returncode == 2
+
+
+@pytest.mark.parametrize("soname,expected", [("libstdc++.so.6", "libstdc++-12345678.so.6"),
+                                             ("libfoo.so", "libfoo-12345678.so"),
+                                             ("libz.so.1.2.13", "libz-12345678.so.1.2.13")])
+def test_hashed_names_keep_the_so_suffix(soname: str, expected: str) -> None:
+    assert vendor.hashed_name(soname, "1234567890abcdef") == expected
