@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""`layerpack build` against Info-ZIP `zip -r -6 -y` on the same ~200 MB real tree, in one run.
+
+Goal (issue 5): at least 2x faster at no more than 1.02x the size. Prints wall time, zip size and
+the ratios for each layerpack deflate backend available (zlib-ng and isal come with
+`pip install 'layerpack[fast]'`; plain zlib is always there).
+
+Usage:  python bench/zip_vs_infozip.py [TREE] [--level 6] [--repeat 3]
+Without TREE, a tree is assembled once under /tmp/layerpack-bench: Debian's Erlang/OTP
+(/usr/lib/erlang) plus the largest packages of this Python's site-packages, up to ~200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import site
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from packer.package import build  # noqa: E402
+from packer.zipwrite import get_backend  # noqa: E402
+
+TARGET = 200 * 1024 * 1024
+
+
+def du(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                total += os.path.getsize(p)
+    return total
+
+
+def assemble(dest: Path) -> Path:
+    """Erlang/OTP plus the biggest site-packages entries until about 200 MB (real files: ELF
+    libraries, .beam, .py, JSON), links copied as links."""
+    tree = dest / "tree"
+    if tree.is_dir():
+        return tree
+    tmp = dest / "tree.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if Path("/usr/lib/erlang").is_dir():
+        shutil.copytree("/usr/lib/erlang", tmp / "lib" / "erlang", symlinks=True)
+    size = du(tmp)
+    sp = Path(site.getsitepackages()[0])
+    candidates = sorted((p for p in sp.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__"))),
+                        key=du, reverse=True)
+    for pkg in candidates:
+        if size >= TARGET:
+            break
+        n = du(pkg)
+        if size + n > TARGET * 1.1:
+            continue
+        shutil.copytree(pkg, tmp / "python" / pkg.name, symlinks=True, ignore_dangling_symlinks=True)
+        size += n
+    tmp.rename(tree)
+    return tree
+
+
+def warm(tree: Path) -> None:
+    for dirpath, _dirs, files in os.walk(tree):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                with open(p, "rb") as fh:
+                    while fh.read(1 << 20):
+                        pass
+
+
+def time_infozip(tree: Path, out: Path, level: int) -> tuple[float, float]:
+    """(wall, cpu) seconds of `zip -r -LEVEL -y`."""
+    out.unlink(missing_ok=True)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(["zip", "-q", "-r", f"-{level}", "-y", str(out), "."], cwd=tree, check=True)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def time_layerpack(tree: Path, out: Path, level: int, backend: str) -> tuple[float, float]:
+    """(wall, cpu of all threads) seconds of the whole `build` (plan, zip, layout checks, sha256)."""
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    build(tree, out, level=level, backend=backend, force=True)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tree", nargs="?", type=Path)
+    ap.add_argument("--level", type=int, default=6)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the median is reported")
+    args = ap.parse_args()
+    if shutil.which("zip") is None:
+        sys.exit("Info-ZIP `zip` is not installed (apt-get install zip)")
+    tree = args.tree or assemble(Path(tempfile.gettempdir()) / "layerpack-bench")
+    files = sum(len(f) for _d, _s, f in os.walk(tree))
+    print(f"tree: {tree}  {du(tree) / 1e6:.1f} MB in {files:,} files, {os.cpu_count()} CPUs, level {args.level}")
+    warm(tree)
+
+    backends = []
+    for name in ("zlib-ng", "isal", "zlib"):
+        try:
+            get_backend(name)
+            backends.append(name)
+        except Exception:
+            print(f"  (backend {name} not installed)")
+    with tempfile.TemporaryDirectory() as td:
+        tdp = Path(td)
+        zip_times, lp_times = [], {b: [] for b in backends}
+        for _ in range(args.repeat):  # interleaved so cache and CPU frequency treat all alike
+            zip_times.append(time_infozip(tree, tdp / "infozip.zip", args.level))
+            for b in backends:
+                lp_times[b].append(time_layerpack(tree, tdp / f"lp-{b}.zip", args.level, b))
+        zt = statistics.median(w for w, _c in zip_times)
+        zc = statistics.median(c for _w, c in zip_times)
+        zs = (tdp / "infozip.zip").stat().st_size
+        print(f"load average before the runs: {os.getloadavg()[0]:.2f} (other processes share these CPUs)")
+        print(f"{'tool':28} {'wall s':>7} {'cpu s':>7} {'size bytes':>14} {'speed-up':>9} {'size ratio':>10}")
+        print(f"{'zip -r -' + str(args.level) + ' -y (Info-ZIP)':28} {zt:7.2f} {zc:7.2f} {zs:14,} {1.0:8.2f}x {1.0:10.3f}")
+        for b in backends:
+            t = statistics.median(w for w, _c in lp_times[b])
+            c = statistics.median(c for _w, c in lp_times[b])
+            s = (tdp / f"lp-{b}.zip").stat().st_size
+            print(f"{'layerpack build (' + b + ')':28} {t:7.2f} {c:7.2f} {s:14,} {zt / t:8.2f}x {s / zs:10.3f}")
+        for b in backends:
+            r = subprocess.run(["unzip", "-tqq", str(tdp / f"lp-{b}.zip")], capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"  unzip -t FAILED for {b}: {r.stdout}{r.stderr}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Lambda's size budget, counted the way Lambda counts it, before anything is uploaded.
+
+Users otherwise learn the limits from the upload error (`Unzipped size must be smaller than
+262144000 bytes`, `Request must be smaller than 69905067 bytes for the PublishLayerVersion
+operation`). The unzipped budget is shared by the function and all its layers (at most 5), and it
+counts what unzip would write: file sizes plus, for a symlink, the length of its target (a link is
+stored as a link, not as a copy). Directories and disk blocks do not count, so `du` overstates it.
+
+This module also reads a zip's directory defensively (`inspect_zip`): a zip is never extracted to
+be measured, and one whose directory lies (declared sizes no deflate stream can produce, members
+sharing bytes, headers that disagree) is refused before anything inflates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import posixpath
+import re
+import struct
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packer.errors import PackageError
+from packer.findings import Finding, Severity, define, finding
+from packer.tree import FILE, SYMLINK, Tree
+
+UNZIPPED_LIMIT = 262_144_000  # "Unzipped size must be smaller than 262144000 bytes"
+MAX_LAYERS = 5
+REQUEST_LIMIT = 69_905_067  # "Request must be smaller than 69905067 bytes" (base64 body of an inline upload)
+REQUEST_OVERHEAD = 4_096  # JSON around the base64 zip: names, runtimes, description, license
+NEAR_LIMIT_PCT = 5.0
+
+DEFLATE_MAX_RATIO = 1_032  # deflate cannot expand a stream more than ~1032:1
+MAX_ZIP_ENTRIES = 1_000_000
+MAX_DECLARED_TOTAL = 4 * 1024**3  # past this a zip is not a layer whatever it holds
+
+OVER_BUDGET = define("LP501", Severity.ERROR, "over Lambda's unzipped size limit",
+                     "the function and all its layers together must unzip to less than 262,144,000 bytes: "
+                     "slim the tree (`layerpack slim`) or move files to another artefact")
+NEAR_BUDGET = define("LP502", Severity.WARNING, "within 5% of Lambda's unzipped size limit",
+                     "the next dependency update may not fit: slim the tree (`layerpack slim`)")
+VIA_S3 = define("LP503", Severity.INFO, "zip too large for an inline upload: publish will go through S3",
+                "nothing to fix: publish uploads the zip to S3 first; slim it below 50 MiB to upload it inline")
+NOT_UNIX_ZIP = define("LP504", Severity.WARNING, "zip made on a non-Unix system: no Unix modes",
+                      "every file lands without an exec bit; rebuild it with `layerpack build`")
+FLATTENED_COPIES = define("LP505", Severity.WARNING, "the same library stored several times (flattened symlinks)",
+                          "keep libx.so -> libx.so.1 -> libx.so.1.2.3 as symlinks: `layerpack build` stores links as links")
+ODD_METHOD = define("LP506", Severity.WARNING, "zip member compressed with a method other than deflate or store",
+                    "rebuild with `layerpack build`; Lambda's unzip is only known to read deflate and stored members")
+
+
+@dataclass(frozen=True)
+class Contributor:
+    path: str  # a directory ("." for files at the root)
+    bytes: int
+    entries: int
+
+    def to_json(self, total: int) -> dict:
+        return {"path": self.path, "bytes": self.bytes, "entries": self.entries,
+                "pct": round(100.0 * self.bytes / total, 2) if total else 0.0}
+
+
+def counted_size(tree: Tree) -> int:
+    """Unzipped bytes of a tree as Lambda counts them: file sizes plus symlink target lengths."""
+    return sum(e.size for e in tree.entries.values() if e.kind in (FILE, SYMLINK))
+
+
+def contributors(tree: Tree, depth: int = 2, top: int = 10) -> list[Contributor]:
+    """The largest directories cut at `depth` path components, largest first. A file shallower
+    than `depth` counts for its own directory (root files for ".")."""
+    size: dict[str, int] = defaultdict(int)
+    count: dict[str, int] = defaultdict(int)
+    for e in tree.entries.values():
+        if e.kind not in (FILE, SYMLINK):
+            continue
+        parts = e.path.split("/")[:-1][:depth]
+        key = "/".join(parts) or "."
+        size[key] += e.size
+        count[key] += 1
+    rows = [Contributor(k, v, count[k]) for k, v in size.items()]
+    rows.sort(key=lambda c: (-c.bytes, c.path))
+    return rows[:top]
+
+
+def needs_s3(zipped_size: int) -> bool:
+    """True when an inline PublishLayerVersion request would be refused: the zip travels as base64
+    (4 bytes per 3) inside a request that must be smaller than 69,905,067 bytes (50 MiB of zip)."""
+    return 4 * math.ceil(zipped_size / 3) + REQUEST_OVERHEAD >= REQUEST_LIMIT
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The shared unzipped budget of a function and its layers."""
+
+    sizes: tuple[int, ...]  # unzipped bytes of each artefact (the checked one first)
+    layers: int  # how many of them are layers
+    limit: int = UNZIPPED_LIMIT
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def headroom(self) -> int:
+        """Bytes left before the limit; 0 or less is over (Lambda wants strictly smaller)."""
+        return self.limit - self.total
+
+    @property
+    def headroom_pct(self) -> float:
+        return round(100.0 * self.headroom / self.limit, 2)
+
+    @property
+    def over(self) -> bool:
+        return self.total >= self.limit
+
+    def findings(self, path: str) -> list[Finding]:
+        if self.over:
+            what = "this layer" if len(self.sizes) == 1 else f"these {len(self.sizes)} artefacts together"
+            return [finding(OVER_BUDGET, path,
+                            f"{what} unzip to {self.total:,} bytes; Lambda's limit is {self.limit:,} "
+                            f"({self.total - self.limit + 1:,} bytes too many)", total=self.total, limit=self.limit)]
+        if self.headroom_pct < NEAR_LIMIT_PCT:
+            return [finding(NEAR_BUDGET, path, f"{self.total:,} of {self.limit:,} bytes used; "
+                            f"{self.headroom:,} bytes ({self.headroom_pct}%) left", total=self.total)]
+        return []
+
+    def to_json(self) -> dict:
+        return {"limit_bytes": self.limit, "combined_unzipped_bytes": self.total, "headroom_bytes": self.headroom,
+                "headroom_pct": self.headroom_pct, "over": self.over, "layers": self.layers,
+                "artefacts": len(self.sizes)}
+
+
+def budget(target: int, layers: list[int] = (), function: int | None = None, *, target_is_layer: bool = True) -> Budget:
+    """Combine sizes; more than 5 layers cannot be attached to one function (a usage error)."""
+    from packer.errors import UsageError
+
+    n_layers = len(layers) + (1 if target_is_layer else 0)
+    if n_layers > MAX_LAYERS:
+        raise UsageError(f"{n_layers} layers: a Lambda function can use at most {MAX_LAYERS}",
+                         hint="merge layers, or move code into the function package")
+    sizes = (target, *layers, *((function,) if function is not None else ()))
+    return Budget(tuple(sizes), n_layers)
+
+
+def upload_findings(path: str, zipped_size: int) -> list[Finding]:
+    if needs_s3(zipped_size):
+        return [finding(VIA_S3, path, f"{zipped_size:,} bytes zipped is 50 MiB or more (base64 request "
+                        f"limit {REQUEST_LIMIT:,} bytes): publish will upload it to S3", zipped=zipped_size)]
+    return []
+
+
+# -- reading a zip without trusting it ---------------------------------------------------------
+
+@dataclass
+class ZipFacts:
+    """What the central directory says, checked against the local headers."""
+
+    path: str
+    zipped_size: int
+    declared_unzipped: int
+    entries: int
+    findings: list[Finding] = field(default_factory=list)
+
+
+def inspect_zip(path: str | os.PathLike) -> ZipFacts:
+    """Read a zip's directory and local headers; refuse zip bombs with PackageError.
+
+    Refused: declared sizes no deflate stream of that length can produce (ratio > 1032:1),
+    stored members whose sizes disagree, members whose data overlap (one stream counted many
+    times) or run past the directory, local headers that disagree with the directory,
+    more than 1,000,000 entries or more than 4 GiB declared. Nothing is inflated."""
+    p = Path(path)
+    origin = str(path)
+    try:
+        zsize = p.stat().st_size
+        zf = zipfile.ZipFile(p)
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise PackageError(f"{origin}: not a readable zip file ({exc})") from exc
+    out: list[Finding] = []
+
+    def refuse(why: str) -> PackageError:
+        return PackageError(f"{origin}: refused as a zip bomb: {why}",
+                            hint="rebuild the layer from its files with `layerpack build`")
+
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise refuse(f"{len(infos):,} entries")
+        cd_start = zf.start_dir
+        declared = 0
+        spans: list[tuple[int, int, str]] = []
+        non_unix = 0
+        odd: list[str] = []
+        with open(p, "rb") as fh:
+            for info in infos:
+                name = info.filename
+                declared += info.file_size
+                if declared > MAX_DECLARED_TOTAL:
+                    raise refuse(f"members declare more than {MAX_DECLARED_TOTAL:,} bytes unzipped")
+                if info.compress_type == zipfile.ZIP_DEFLATED:
+                    if info.file_size > info.compress_size * DEFLATE_MAX_RATIO + 1024:
+                        raise refuse(f"{name} declares {info.file_size:,} bytes from {info.compress_size:,} "
+                                     f"compressed (deflate cannot exceed about {DEFLATE_MAX_RATIO}:1)")
+                elif info.compress_type == zipfile.ZIP_STORED:
+                    if info.file_size != info.compress_size:
+                        raise refuse(f"{name} is stored but declares {info.file_size:,} bytes from "
+                                     f"{info.compress_size:,}")
+                else:
+                    odd.append(name)
+                fh.seek(info.header_offset)
+                head = fh.read(30)
+                if len(head) < 30 or head[:4] != b"PK\x03\x04":
+                    raise refuse(f"{name}: no local header where the directory points")
+                nlen, elen = struct.unpack("<HH", head[26:30])
+                lname = fh.read(nlen)
+                if lname.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace") != info.orig_filename:
+                    raise refuse(f"{name}: the local header names {lname!r}")
+                start = info.header_offset
+                end = info.header_offset + 30 + nlen + elen + info.compress_size
+                if end > cd_start:
+                    raise refuse(f"{name}: its data runs past the end of the members")
+                spans.append((start, end, name))
+                if info.create_system != 3 and not name.endswith("/"):
+                    non_unix += 1
+        spans.sort()
+        for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
+            if s2 < e1:
+                raise refuse(f"{n1} and {n2} share the same bytes (overlapping members)")
+    if non_unix:
+        out.append(finding(NOT_UNIX_ZIP, ".", f"{non_unix} members of {origin} carry no Unix mode "
+                           "(made on Windows or by a tool that drops modes): no exec bits on Lambda", members=non_unix))
+    for name in odd[:20]:
+        out.append(finding(ODD_METHOD, name, f"{name} uses a compression method other than deflate or store"))
+    return ZipFacts(origin, zsize, declared, len(infos), out)
+
+
+_SO = re.compile(r"^(?P<stem>.+?\.so)(?:\.[0-9][0-9A-Za-z_.+-]*)?$")
+
+
+def flattened_copies(tree: Tree, min_size: int = 4096) -> list[Finding]:
+    """Libraries stored once per name of their symlink chain (`libx.so`, `.so.1`, `.so.1.2.3` as three
+    identical files), the usual result of zipping without `-y`. Confirmed by content hash."""
+    groups: dict[tuple[str, str, int], list[str]] = defaultdict(list)
+    for e in tree.entries.values():
+        if e.kind != FILE or e.size < min_size:
+            continue
+        d, base = posixpath.split(e.path)
+        m = _SO.match(base)
+        if m:
+            groups[(d, m.group("stem"), e.size)].append(e.path)
+    out = []
+    for (_d, _stem, size), paths in sorted(groups.items()):
+        if len(paths) < 2:
+            continue
+        by_hash: dict[str, list[str]] = defaultdict(list)
+        for rel in paths:
+            try:
+                by_hash[hashlib.sha256(tree.read_bytes(rel)).hexdigest()].append(rel)
+            except Exception:  # unreadable members are reported by the layout checks
+                continue
+        for same in by_hash.values():
+            if len(same) > 1:
+                same.sort(key=len)
+                wasted = size * (len(same) - 1)
+                out.append(finding(FLATTENED_COPIES, same[-1],
+                                   f"{', '.join(same)} are {len(same)} identical copies ({wasted:,} bytes wasted)",
+                                   copies=same, wasted=wasted))
+    return out

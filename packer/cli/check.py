@@ -1,0 +1,115 @@
+"""`layerpack check TREE|ZIP`: will it fit, and will Lambda find what it needs? Reads only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from packer import budget
+from packer.checks import KINDS
+from packer.cli.base import EXIT_FINDINGS, main
+from packer.findings import Finding, Severity
+from packer.package import CheckReport, check
+from packer.render import console, human_bytes
+from packer.runtime import default_runtime
+from packer.zipwrite import BACKENDS
+
+PROGRESS_MIN = 16 << 20  # below this a progress bar only flickers
+
+
+def print_findings(findings: list[Finding]) -> None:
+    """One line per finding (code, severity, path, fact) and its fix, errors first."""
+    out = console()
+    for f in sorted(findings, key=lambda f: (-int(f.severity), f.code, f.path)):
+        style = {Severity.ERROR: "bold red", Severity.WARNING: "yellow"}.get(f.severity, "dim")
+        out.print(f"[{style}]{f.code} {f.severity}[/] {escape(f.path)}: {escape(f.message)}", markup=True, highlight=False)
+        out.print(f"    fix: {f.hint}", markup=False)
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A byte counter on stderr for long walks; nothing when stderr is not a terminal."""
+    err = console(stderr=True)
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
+                  transient=True) as prog:
+        task = prog.add_task(label, total=None)
+        yield lambda n: prog.advance(task, n)
+
+
+def render_check(report: CheckReport) -> None:
+    out = console()
+    t = report.target
+    pct_used = 100.0 * t.unzipped / budget.UNZIPPED_LIMIT
+    out.print(f"{t.path} ({t.kind}, {t.entries:,} entries)", markup=False)
+    out.print(f"  unzipped   {t.unzipped:>13,} bytes ({human_bytes(t.unzipped)}), {pct_used:.1f}% of Lambda's "
+              f"{budget.UNZIPPED_LIMIT:,}", markup=False)
+    if t.zipped is not None:
+        via = "direct upload" if report.upload == "direct" else "publish goes through S3 (50 MiB or more)"
+        out.print(f"  zipped     {t.zipped:>13,} bytes ({human_bytes(t.zipped)}), {via}", markup=False)
+    for a in report.others:
+        out.print(f"  + {a.role:8} {a.unzipped:>13,} bytes  {a.path}", markup=False)
+    b = report.budget
+    verdict = "OVER" if b.over else "fits"
+    out.print(f"  combined   {b.total:>13,} bytes, {b.layers} layer(s){' + function' if any(a.role == 'function' for a in report.others) else ''}: "
+              f"{verdict}, headroom {b.headroom:,} bytes ({b.headroom_pct}%)", markup=False)
+    if report.top:
+        from rich.table import Table
+
+        table = Table(title=f"largest directories of {t.path}", title_justify="left")
+        table.add_column("directory")
+        table.add_column("bytes", justify="right")
+        table.add_column("%", justify="right")
+        table.add_column("entries", justify="right")
+        for c in report.top:
+            pct = 100.0 * c.bytes / t.unzipped if t.unzipped else 0.0
+            table.add_row(c.path, f"{c.bytes:,}", f"{pct:.1f}", f"{c.entries:,}")
+        out.print(table)
+    print_findings(report.findings)
+
+
+@main.command("check")
+@click.argument("tree", type=click.Path(path_type=Path))
+@click.option("--with", "with_layers", multiple=True, type=click.Path(path_type=Path), metavar="ZIP|DIR",
+              help="Another layer the function uses (repeatable; at most 5 layers in all).")
+@click.option("--function", type=click.Path(path_type=Path), metavar="ZIP|DIR",
+              help="The function's own package, which shares the budget.")
+@click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
+              help="What the layer is, for the layout checks.")
+@click.option("--runtime", default=default_runtime, show_default="provided.al2023", help="Target Lambda runtime.")
+@click.option("--level", type=click.IntRange(0, 9), default=6, show_default=True,
+              help="Deflate level used to measure a directory's zipped size.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Deflate implementation.")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many directories to list.")
+@click.option("--depth", type=click.IntRange(1, 50), default=2, show_default=True,
+              help="Group sizes by this many leading path components.")
+@click.option("--zip-size/--no-zip-size", default=True, show_default=True,
+              help="For a directory, compress it (to nowhere) to know the exact zipped size.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def check_cmd(ctx: click.Context, tree: Path, with_layers: tuple[Path, ...], function: Path | None, kind: str,
+              runtime: str, level: int, backend: str, top: int, depth: int, zip_size: bool, as_json: bool) -> None:
+    """Measure TREE (a directory or a zip) against Lambda's size budget and check its layout.
+
+    Counts the unzipped size as Lambda does (file sizes, links as links), shared with --with
+    layers and the --function package; says whether publish can upload inline or needs S3; lists
+    the largest directories. Exit 1 when over budget or a finding is an error, 2 on bad input.
+    """
+    with progress_bar(not as_json and zip_size and Path(tree).is_dir(), "measuring") as progress:
+        report = check(tree, with_layers=with_layers, function=function, kind=kind, runtime=runtime, level=level,
+                       backend=backend, depth=depth, top=top, zipped=zip_size, progress=progress)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        render_check(report)
+    if report.exit_code:
+        ctx.exit(EXIT_FINDINGS)
