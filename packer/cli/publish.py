@@ -1,0 +1,249 @@
+"""`layerpack publish`: the zip (or tree) published once per region, with its facts as metadata."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from packer.cli.base import main
+from packer.errors import PublishError
+from packer.findings import Finding
+from packer.publish.apply import RegionResult
+from packer.publish.aws import AwsOptions, require_credentials, resolve_regions
+from packer.publish.plan import LayerRequest
+from packer.publish.run import prepare, publish_regions
+from packer.publish.snippets import FORMATS, render
+from packer.render import console, human_bytes
+
+
+def split_list(_ctx: click.Context, _param: click.Parameter, value: Any) -> tuple[str, ...]:
+    """Repeatable options that also take comma-separated lists (`--region a,b --region c`)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        out.extend(p.strip() for p in str(item).split(",") if p.strip())
+    return tuple(dict.fromkeys(out))
+
+
+class ListOption(click.Option):
+    """A repeatable option whose configuration value may also be a plain string
+    (`runtime = "provided.al2"` in layerpack.toml), not only a list."""
+
+    def type_cast_value(self, ctx: click.Context, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        return super().type_cast_value(ctx, value)
+
+
+def aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The AWS options every AWS command takes, named as in the AWS CLI where they do not clash."""
+
+    @click.option("--region", "region", multiple=True, cls=ListOption, callback=split_list, metavar="REGION[,REGION…]",
+                  help="Target region(s); default: the AWS profile's region (AWS_REGION / AWS_DEFAULT_REGION).")
+    @click.option("--aws-profile", envvar=None, metavar="NAME",
+                  help="Profile from ~/.aws/config (default: AWS_PROFILE). --profile is slim's.")
+    @click.option("--endpoint-url", metavar="URL",
+                  help="Send requests to this endpoint (LocalStack, moto); default: AWS_ENDPOINT_URL or AWS.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # the parameter is `region` so that `region = "…"` in layerpack.toml applies; the command sees a tuple
+        kwargs["regions"] = kwargs.pop("region")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def finding_line(f: Finding) -> str:
+    return f"{f.code} {str(f.severity):7} {f.message}" + (f"\n        fix: {f.hint}" if str(f.severity) != "info" else "")
+
+
+@main.command("publish")
+@click.argument("source", metavar="LAYER.zip|TREE", type=click.Path())
+@click.option("--name", required=True, help="Layer name (1-140 of letters, digits, '-', '_').")
+@click.option("--runtime", "runtime", multiple=True, cls=ListOption, callback=split_list, metavar="RUNTIME[,RUNTIME…]",
+              help="CompatibleRuntimes (up to 15; 'none' for none). Default: provided.al2023.")
+@click.option("--arch", "archs", multiple=True, type=click.Choice(["x86_64", "arm64"]),
+              help="CompatibleArchitectures; default: read from the ELF files (an error if they disagree).")
+@click.option("--description", default="", help="Version description (up to 256 characters).")
+@click.option("--license", "license_info", default="", help="License: SPDX id, URL or text (up to 512 characters).")
+@aws_options
+@click.option("--s3-bucket", metavar="BUCKET", help="Publish through this bucket ('name-{region}' for several "
+              "regions). Needed above the inline limit (~50 MiB zipped).")
+@click.option("--s3-prefix", default="layerpack-staging/", show_default=True, help="Key prefix of the staging object.")
+@click.option("--keep-s3-object", is_flag=True, help="Keep the staging object after publishing.")
+@click.option("--force", is_flag=True, help="Publish even when the latest version has the same CodeSha256.")
+@click.option("--public", is_flag=True, help="Let every AWS account use this version.")
+@click.option("--account", "accounts", multiple=True, cls=ListOption, callback=split_list, metavar="ID",
+              help="Let this 12-digit account use this version (repeatable).")
+@click.option("--org", "orgs", multiple=True, cls=ListOption, callback=split_list, metavar="o-…",
+              help="Let accounts of this organization use this version (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Check and show what would be published; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result (ARN, version, sha256, size per region).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Print a cfn, sam or terraform snippet that "
+              "references the published version.")
+def publish_cmd(source: str, name: str, runtime: tuple[str, ...], archs: tuple[str, ...], description: str,
+                license_info: str, regions: tuple[str, ...], aws_profile: str | None, endpoint_url: str | None,
+                s3_bucket: str | None, s3_prefix: str, keep_s3_object: bool, force: bool, public: bool,
+                accounts: tuple[str, ...], orgs: tuple[str, ...], dry_run: bool, as_json: bool,
+                fmt: str | None) -> None:
+    """Publish LAYER.zip (or build TREE first) as a Lambda layer version, once.
+
+    \b
+    The same bytes as the latest version publish nothing and print its ARN (--force publishes).
+    Everything PublishLayerVersion would reject is refused before anything is uploaded.
+    Exit: 0 published or unchanged, 2 refused locally, bad input, or an AWS error.
+    """
+    if as_json and fmt:
+        raise PublishError("--json and --format both print to stdout; pick one")
+    runtimes = runtime
+    if runtimes == ("none",):
+        runtimes = ()
+    elif not runtimes:
+        from packer.runtime import default_runtime
+
+        runtimes = (default_runtime(),)
+    opts = AwsOptions(profile=aws_profile, endpoint_url=endpoint_url)
+    request = LayerRequest(name=name, runtimes=runtimes, architectures=archs, description=description,
+                           license=license_info, regions=regions, s3_bucket=s3_bucket, s3_prefix=s3_prefix,
+                           keep_s3_object=keep_s3_object, public=public, accounts=accounts, orgs=orgs, force=force)
+    # Option-only problems first: no point building or reading a zip for a bad name.
+    from packer.publish.validate import validate_request
+
+    early = [f for f in validate_request(request) if str(f.severity) == "error"]
+    if early:
+        _refuse(early, source, as_json)
+    require_credentials(opts)
+    request = LayerRequest(**{**request.__dict__, "regions": resolve_regions(opts, regions)})
+    with prepare(source, request) as prepared:
+        archive = prepared.archive
+        if prepared.refused:
+            _refuse(prepared.findings, source, as_json)
+        if not as_json:
+            for f in prepared.build_findings + prepared.findings:
+                click.echo(finding_line(f), err=True)
+        progress = _progress_factory(as_json)
+        with progress as factory:
+            results = publish_regions(request, archive, opts, dry_run=dry_run, progress=factory)
+    failed = [r for r in results if r.action == "failed"]
+    if as_json:
+        click.echo(json.dumps(_json(request, source, archive, prepared.build_findings + prepared.findings, results,
+                                    dry_run), indent=2))
+    elif fmt and not failed and not dry_run:
+        click.echo(render(fmt, request.name, [(r.region, r.version) for r in results if r.version]), nl=False)
+    else:
+        _human(archive, results)
+    if failed:
+        if len(failed) == 1:
+            raise PublishError(failed[0].error or "failed")
+        raise PublishError(f"publishing failed in {len(failed)} regions: "
+                           + "; ".join(f"{r.region}: {r.error}" for r in failed))
+
+
+def _refuse(findings: list[Finding], source: str, as_json: bool) -> None:
+    errors = [f for f in findings if str(f.severity) == "error"]
+    if as_json:
+        click.echo(json.dumps({"source": source, "published": False,
+                               "findings": [f.to_json() for f in findings], "regions": []}, indent=2))
+    else:
+        for f in findings:
+            click.echo(finding_line(f), err=True)
+    raise PublishError(f"refused to publish: {len(errors)} problem{'s' if len(errors) != 1 else ''} "
+                       f"AWS would reject ({', '.join(sorted({f.code for f in errors}))}); nothing was uploaded")
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress_factory(as_json: bool) -> Any:
+    """A rich progress bar per region on a terminal's stderr; nothing when piped."""
+    if as_json or not sys.stderr.isatty():
+        return _NoProgress()
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    @contextmanager
+    def bars() -> Any:
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      console=console(stderr=True), transient=True) as prog:
+            def factory(region: str, total: int) -> Callable[[int], None]:
+                task = prog.add_task(f"upload {region}", total=total)
+                return lambda n: prog.advance(task, n)
+
+            yield factory
+
+    return bars()
+
+
+def _version_json(r: RegionResult, archive: Any) -> dict[str, Any]:
+    v = r.version
+    out: dict[str, Any] = {
+        "region": r.region,
+        "action": r.action,
+        "arn": v.arn if v else None,
+        "layer_arn": v.layer_arn if v else None,
+        "version": v.version if v else None,
+        "code_sha256": (v.code_sha256 if v else None) or archive.code_sha256,
+        "sha256": archive.sha256_hex,
+        "size": (v.code_size if v and v.code_size is not None else archive.size),
+        "transport": r.transport,
+        "runtimes": list(v.runtimes) if v else [],
+        "architectures": list(v.architectures) if v else [],
+        "permissions": r.permissions,
+    }
+    if r.staged:
+        out["staged_object"] = r.staged
+    if r.note:
+        out["note"] = r.note
+    if r.error:
+        out["error"] = r.error
+    return out
+
+
+def _json(request: LayerRequest, source: str, archive: Any, findings: list[Finding], results: list[RegionResult],
+          dry_run: bool) -> dict[str, Any]:
+    return {
+        "layer": request.name,
+        "source": source,
+        "dry_run": dry_run,
+        "published": any(r.action == "published" for r in results),
+        "zip": {"size": archive.size, "unzipped_size": archive.unzipped_size, "sha256": archive.sha256_hex,
+                "code_sha256": archive.code_sha256, "architectures": list(archive.architectures)},
+        "findings": [f.to_json() for f in findings],
+        "regions": [_version_json(r, archive) for r in results],
+    }
+
+
+def _human(archive: Any, results: list[RegionResult]) -> None:
+    width = max(len(r.region) for r in results)
+    for r in results:
+        head = f"{r.region:<{width}}  {r.action:<13}"
+        if r.action == "failed":
+            click.echo(f"{head} {r.error}", err=True)
+            continue
+        if r.version is None:
+            click.echo(f"{head} {r.note}")
+            continue
+        detail = f"{r.transport}, " if r.transport else ""
+        detail += f"{human_bytes(archive.size)}, CodeSha256 {archive.code_sha256}"
+        if r.action == "unchanged":
+            detail = f"same CodeSha256 as version {r.version.version}; --force publishes anyway"
+        click.echo(f"{head} {r.version.arn}  ({detail})")
+        if r.permissions:
+            click.echo(f"{'':<{width}}  {'shared':<13} {', '.join(r.permissions)}")
+        if r.staged:
+            click.echo(f"{'':<{width}}  {'kept':<13} {r.staged}")
+        if r.note:
+            click.echo(f"{'':<{width}}  {'note':<13} {r.note}")
