@@ -1,0 +1,617 @@
+"""Running a layer the way Lambda would: one execution environment, invoked event by event.
+
+`LocalFunction` owns one environment: the staged `/opt` and `/var/task`, the rebuilt runtime root,
+the Runtime API server and at most one bootstrap process. `invoke()` starts the process when none
+is alive (a cold start, whose Init Duration is the time from spawn to the first `/next`), hands the
+event over, and waits for the answer, the deadline, or the process's death. Every way an invocation
+can end becomes an `InvokeResult` carrying Lambda's error payload and REPORT numbers, plus a finding
+with a stable LP8xx code that says what to fix. Anything that ends the process (timeout, crash,
+init error, out of memory) makes the next invoke a cold start, as on Lambda.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import json
+import math
+import os
+import re
+import select
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packer import runtime as runtime_mod
+from packer.emulator import memory, rootfs, sandbox, staging
+from packer.emulator.server import Invocation, RuntimeAPIServer, RuntimeState
+from packer.errors import EmulatorError, UsageError
+from packer.findings import Finding, Severity, define, finding
+
+# -- finding codes (LP8xx: local run) ---------------------------------------------------------
+NO_BOOTSTRAP = define("LP801", Severity.ERROR, "no valid bootstrap (Runtime.InvalidEntrypoint)",
+                      "put an executable file named `bootstrap` (mode 0755) at the root of the function zip or "
+                      "of a layer; `layerpack check` says why it is not found")
+EXEC_FAILED = define("LP802", Severity.ERROR, "bootstrap cannot be executed (Runtime.InvalidEntrypoint)",
+                     "build it for the function's architecture; a script's #! interpreter must exist on the runtime")
+INIT_EXIT = define("LP803", Severity.ERROR, "bootstrap exited before asking for an event (Runtime.ExitError)",
+                   "read its stderr above; a custom runtime must loop on GET /runtime/invocation/next")
+MISSING_LIB = define("LP804", Severity.ERROR, "a shared library is missing on the runtime",
+                     "`layerpack vendor` copies the library into the layer's lib/ (on LD_LIBRARY_PATH as /opt/lib)")
+INIT_ERROR = define("LP805", Severity.ERROR, "the runtime reported an init error (POST /runtime/init/error)",
+                    "fix the initialisation failure the error message names (handler file, configuration)")
+FUNCTION_ERROR = define("LP806", Severity.ERROR, "the function returned an error (POST /invocation/{id}/error)",
+                        "the error type and message come from the handler; see its logs above")
+TIMEOUT = define("LP807", Severity.ERROR, "the invocation timed out; the process was killed",
+                 "raise --timeout, or find what the handler waits on; the next invoke is a cold start")
+CRASH = define("LP808", Severity.ERROR, "the runtime exited during an invocation (Runtime.ExitError)",
+               "the process crashed or exited while handling the event; the next invoke gets a fresh process")
+OUT_OF_MEMORY = define("LP809", Severity.ERROR, "the function ran out of memory (Runtime.OutOfMemory)",
+                       "raise --memory or reduce the handler's memory use")
+TOO_LARGE = define("LP810", Severity.ERROR, "response larger than 6 MB (Function.ResponseSizeTooLarge)",
+                   "return less data, or write it to S3 and return a reference")
+INIT_TIMEOUT = define("LP811", Severity.ERROR, "init did not finish in time (no GET /next)",
+                      "the bootstrap must reach GET /runtime/invocation/next within the init limit (10 s on Lambda)")
+NO_SANDBOX = define("LP820", Severity.WARNING, "running without a sandbox: the host's libraries and commands are visible",
+                    "install bubblewrap so missing libraries fail here as they would on Lambda")
+HOST_LACKS_LIBS = define("LP821", Severity.INFO, "runtime libraries the host has no copy of are absent from the sandbox",
+                         "a program needing one of them fails here but would load on Lambda")
+HOST_LACKS_COMMANDS = define("LP822", Severity.INFO, "runtime commands the host has no copy of are absent from the sandbox",
+                             "install the host package that provides them to use them in a local run")
+NEWER_GLIBC = define("LP823", Severity.WARNING, "the host's glibc is newer than the runtime's",
+                     "a binary needing a GLIBC_x.y the runtime lacks runs here; `layerpack analyze` reports it")
+
+DEFAULT_TIMEOUT = 3.0
+DEFAULT_MEMORY = 128
+INIT_LIMIT = 10.0
+RESERVED_ENV = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+_ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+_MISSING_LIB = re.compile(r"error while loading shared libraries: (\S+): cannot open shared object file")
+_EXEC_FAIL = re.compile(r"^bwrap: execvp (\S+): (.*)$")
+_SIGNALS = {signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted", signal.SIGKILL: "killed",
+            signal.SIGTERM: "terminated", signal.SIGBUS: "bus error", signal.SIGILL: "illegal instruction",
+            signal.SIGFPE: "floating point exception"}
+
+
+@dataclass
+class FunctionConfig:
+    layers: list[Path]
+    function: Path | None = None
+    runtime: str = "provided.al2023"
+    arch: str | None = None  # None: the host's
+    handler: str = "function.handler"
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+    memory: int = DEFAULT_MEMORY
+    init_timeout: float = INIT_LIMIT
+    name: str = "function"
+    region: str = "us-east-1"
+    sandbox: bool = True
+    cache: Path | None = None
+
+    def validate(self) -> None:
+        if not self.layers and self.function is None:
+            raise UsageError("nothing to run", hint="give a layer (directory, zip or bootstrap file) or --function")
+        if not 0 < self.timeout <= 900:
+            raise UsageError(f"--timeout {self.timeout}: Lambda allows 1 to 900 seconds")
+        if not 128 <= self.memory <= 10240:
+            raise UsageError(f"--memory {self.memory}: Lambda allows 128 to 10240 MB")
+        for key in self.env:
+            if key in RESERVED_ENV:
+                raise UsageError(f"--env {key}: reserved by Lambda and set by the emulator",
+                                 hint="use --handler for _HANDLER, --memory / --timeout for the limits")
+            if not _ENV_NAME.fullmatch(key):
+                raise UsageError(f"--env {key}: names start with a letter and use A-Z a-z 0-9 _ (2+ characters)")
+
+
+@dataclass
+class Report:
+    request_id: str
+    duration_ms: float
+    billed_ms: int
+    memory_mb: int
+    max_memory_mb: int
+    init_ms: float | None
+    status: str | None = None  # None (success), "timeout", "error"
+    error_type: str | None = None
+
+    def line(self) -> str:
+        parts = [f"REPORT RequestId: {self.request_id}", f"Duration: {self.duration_ms:.2f} ms",
+                 f"Billed Duration: {self.billed_ms} ms", f"Memory Size: {self.memory_mb} MB",
+                 f"Max Memory Used: {self.max_memory_mb} MB"]
+        if self.init_ms is not None:
+            parts.append(f"Init Duration: {self.init_ms:.2f} ms")
+        if self.status:
+            parts.append(f"Status: {self.status}")
+        if self.error_type:
+            parts.append(f"Error Type: {self.error_type}")
+        return "\t".join(parts)
+
+    def to_json(self) -> dict:
+        return {"requestId": self.request_id, "durationMs": round(self.duration_ms, 2), "billedMs": self.billed_ms,
+                "memorySizeMb": self.memory_mb, "maxMemoryUsedMb": self.max_memory_mb,
+                "initDurationMs": None if self.init_ms is None else round(self.init_ms, 2),
+                "status": self.status, "errorType": self.error_type}
+
+
+@dataclass
+class InvokeResult:
+    request_id: str
+    payload: bytes
+    error_type: str | None  # None on success; the errorType otherwise
+    report: Report
+    cold: bool
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+    def to_json(self) -> dict:
+        try:
+            payload = json.loads(self.payload)
+        except (ValueError, UnicodeDecodeError):
+            payload = self.payload.decode("utf-8", "replace")
+        return {"requestId": self.request_id, "ok": self.ok, "functionError": None if self.ok else "Unhandled",
+                "errorType": self.error_type, "cold": self.cold, "payload": payload,
+                "report": self.report.to_json(), "findings": [f.to_json() for f in self.findings]}
+
+
+def _error_payload(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def _exit_text(code: int | None, sandboxed: bool) -> str:
+    if code is None:
+        return "unknown"
+    if code < 0:
+        return "signal: " + _SIGNALS.get(-code, f"signal {-code}")
+    if sandboxed and code > 128 and code - 128 in _SIGNALS.keys():  # bwrap reports 128+signal
+        return "signal: " + _SIGNALS[signal.Signals(code - 128)]
+    return f"exit status {code}"
+
+
+class _Process:
+    """One bootstrap process (inside bwrap or not) with its log readers and memory meter."""
+
+    def __init__(self, argv: list[str], meter: memory.Meter, log: Callable[[str], None],
+                 env: dict[str, str] | None, cwd: Path | None) -> None:
+        self.meter = meter
+        self.tail: collections.deque[str] = collections.deque(maxlen=200)
+        self.started = time.monotonic()
+        self.ready = threading.Event()
+        if meter.procs_file is None:
+            self.ready.set()
+            self.popen = sandbox.start(argv, env=env, cwd=cwd)
+        else:
+            self.popen = sandbox.start(memory.cgroup_wrap(argv, meter.procs_file), env=env, cwd=cwd)
+        self.exited = threading.Event()
+        self.exit_at: float | None = None
+        self.readers = [threading.Thread(target=self._read, args=(s, log), daemon=True)
+                        for s in (self.popen.stdout, self.popen.stderr)]
+        for t in self.readers:
+            t.start()
+        if self.ready.wait(5):  # the tree is in its cgroup: the runtime's init starts now
+            self.started = time.monotonic()
+        meter.attach(self.popen.pid, self.kill)
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    def _read(self, stream, log: Callable[[str], None]) -> None:
+        """Forward the bootstrap's output as log lines. A partial line left alone for 50 ms (curl's
+        `{"status":"OK"}` has no newline) is shown then, not at exit; a progress meter written a
+        character at a time still comes out as one line."""
+        fd = stream.fileno()
+        buf = b""
+        while True:
+            if buf and not select.select([fd], [], [], 0.05)[0]:
+                self._emit(buf, stream, log)
+                buf = b""
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                self._emit(line, stream, log)
+        if buf:
+            self._emit(buf, stream, log)
+
+    def _emit(self, raw: bytes, stream, log: Callable[[str], None]) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if not self.ready.is_set() and stream is self.popen.stdout and line == memory.READY:
+            self.ready.set()
+            return
+        self.tail.append(line)
+        log(line)
+
+    def _wait(self) -> None:
+        self.popen.wait()
+        self.exit_at = time.monotonic()
+        self.exited.set()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self) -> None:
+        self.kill()
+        self.exited.wait(10)
+        for t in self.readers:
+            t.join(2)
+        self.meter.close()
+
+
+class LocalFunction:
+    """One local execution environment. Use as a context manager; `invoke()` is thread-safe."""
+
+    def __init__(self, config: FunctionConfig, log: Callable[[str], None] | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.log = log or (lambda line: None)
+        arch = config.arch or runtime_mod.MACHINE_ARCH.get(rootfs.host_machine(), "x86_64")
+        self.rt = runtime_mod.load(config.runtime, arch)
+        self.notes: list[Finding] = []
+        self._lock = threading.Lock()
+        self._proc: _Process | None = None
+        self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="layerpack-spawn")
+        self._last_peak = 0  # memory peak of the last process, read before its cgroup goes away
+        self._scratch = Path(tempfile.mkdtemp(prefix="layerpack-run-"))
+        self.server: RuntimeAPIServer | None = None
+        try:
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        cfg = self.config
+        self.opt, skipped = staging.stage(list(cfg.layers), self._scratch / "opt")
+        fn, skipped_fn = staging.stage([cfg.function] if cfg.function else [], self._scratch / "task")
+        self.task = fn
+        for name in skipped + skipped_fn:
+            self.log(f"layerpack: skipped zip entry {name!r} (absolute or '..'; Lambda refuses such zips)")
+        if cfg.sandbox:
+            reason = sandbox.probe()
+            if reason:
+                raise EmulatorError(reason, hint="or run with --no-sandbox (host libraries and commands visible)")
+            plan = rootfs.plan_root(self.rt)
+            self.root = rootfs.materialize(plan, cfg.cache)
+            if plan.missing_libs:
+                self.notes.append(finding(HOST_LACKS_LIBS, "/usr/lib64",
+                                          f"{len(plan.missing_libs)} of {len({Path(p).name for p in self.rt.libs.entries})} "
+                                          f"library names of {self.rt.name} have no host copy",
+                                          missing=list(plan.missing_libs)))
+            if plan.missing_commands:
+                self.notes.append(finding(HOST_LACKS_COMMANDS, "/usr/bin",
+                                          f"{len(plan.missing_commands)} commands of {self.rt.name} have no host copy",
+                                          missing=list(plan.missing_commands)))
+        else:
+            self.root = self._scratch
+            self.notes.append(finding(NO_SANDBOX, "/", "--no-sandbox: the bootstrap runs on the host with the "
+                                      "host's /usr/lib and PATH; a missing library may go unnoticed"))
+            if self.task is None:
+                self.task = self._scratch / "task"
+                self.task.mkdir()
+        host_glibc = _host_glibc()
+        ceiling = self.rt.ceiling("GLIBC")
+        if host_glibc and ceiling and host_glibc > ceiling:
+            self.notes.append(finding(NEWER_GLIBC, "/usr/lib64/libc.so.6",
+                                      f"host glibc {'.'.join(map(str, host_glibc))} stands in for the runtime's "
+                                      f"{'.'.join(map(str, ceiling))}"))
+        self.bootstrap = staging.find_bootstrap(self.opt, self.task, self.root)
+        self.state = RuntimeState(cfg.timeout)
+        self.server = RuntimeAPIServer(self.state)
+
+    def environment(self) -> dict[str, str]:
+        """Lambda's environment for the bootstrap (lambda-facts.md §5)."""
+        cfg = self.config
+        stream = time.strftime("%Y/%m/%d") + "/[$LATEST]" + uuid.uuid4().hex
+        env = {
+            "AWS_LAMBDA_RUNTIME_API": self.server.address if self.server else "127.0.0.1:9001",
+            "_HANDLER": cfg.handler,
+            "LAMBDA_TASK_ROOT": sandbox.TASK_ROOT,
+            "LAMBDA_RUNTIME_DIR": sandbox.RUNTIME_DIR,
+            "AWS_LAMBDA_FUNCTION_NAME": cfg.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{cfg.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_REGION": cfg.region,
+            "AWS_DEFAULT_REGION": cfg.region,
+            "PATH": ":".join(self.rt.path_env),
+            "LD_LIBRARY_PATH": ":".join(self.rt.ld_library_path),
+            "TZ": ":/etc/localtime",
+            "LANG": "en_US.UTF-8",
+        }
+        env.update(cfg.env)
+        return env
+
+    def _host_environment(self) -> dict[str, str]:
+        """--no-sandbox: the same variables, with /opt and /var/task mapped to the staged dirs."""
+        env = self.environment()
+        opt = str(self.opt or self._scratch / "opt")
+        task = str(self.task)
+        env["LAMBDA_TASK_ROOT"] = task
+        env["PATH"] = f"{opt}/bin:" + os.environ.get("PATH", "/usr/bin:/bin")
+        env["LD_LIBRARY_PATH"] = f"{task}:{task}/lib:{opt}/lib"
+        env["TZ"] = "UTC"
+        return env
+
+    # -- processes -------------------------------------------------------------------------------
+    def _start(self) -> _Process:
+        self.state.new_generation()
+        meter = memory.meter(self.config.memory)
+        if self.config.sandbox:
+            spec = sandbox.SandboxSpec(root=self.root, opt=self.opt, task=self.task, command=(self.bootstrap.path,),
+                                       env=self.environment(), usr_merge=self.rt.usr_merge)
+            argv = sandbox.bwrap_argv(spec, sandbox.bwrap_path() or "bwrap")
+            self.log(f"INIT_START Runtime Version: {self.rt.name} ({self.rt.arch}, layerpack sandbox)")
+            return _Process(argv, meter, self.log, {}, None)
+        host = self._host_bootstrap()
+        self.log(f"INIT_START Runtime Version: {self.rt.name} (NO SANDBOX: host view)")
+        return _Process([str(host)], meter, self.log, self._host_environment(), self.task)
+
+    def _host_bootstrap(self) -> Path:
+        path = self.bootstrap.path or ""
+        if path.startswith(sandbox.TASK_ROOT + "/"):
+            return Path(self.task) / path[len(sandbox.TASK_ROOT) + 1:]
+        return Path(self.opt) / path[len(sandbox.OPT) + 1:]
+
+    def _drop(self) -> None:
+        if self._proc is not None:
+            self._last_peak = self._proc.meter.peak()
+            self._proc.stop()
+            self._proc = None
+
+    @property
+    def warm(self) -> bool:
+        return self._proc is not None and not self._proc.exited.is_set()
+
+    # -- invoking --------------------------------------------------------------------------------
+    def invoke(self, event: bytes, *, client_context: str | None = None,
+               cognito_identity: str | None = None) -> InvokeResult:
+        with self._lock:
+            return self._invoke(event, client_context, cognito_identity)
+
+    def _invoke(self, event: bytes, client_context: str | None, cognito_identity: str | None) -> InvokeResult:
+        cfg = self.config
+        inv = Invocation(event, function_name=cfg.name, region=cfg.region, client_context=client_context,
+                         cognito_identity=cognito_identity)
+        rid = inv.request_id
+        if self.bootstrap.path is None:
+            message = f"Couldn't find valid bootstrap(s): [{' '.join(sandbox.BOOTSTRAP_SEARCH)}]"
+            self.log(f"START RequestId: {rid} Version: $LATEST")
+            self._last_peak = 0
+            return self._finish(inv, "Runtime.InvalidEntrypoint", _error_payload("Runtime.InvalidEntrypoint", message),
+                                0.0, None, True, "error",
+                                [finding(NO_BOOTSTRAP, "/opt/bootstrap", f"{message}: {self.bootstrap.detail}")])
+        cold = not self.warm
+        if cold:
+            self._drop()
+            # Spawned from one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires
+            # when the *thread* that forked it ends, e.g. a per-request HTTP handler thread.
+            self._proc = self._spawner.submit(self._start).result()
+        proc = self._proc
+        assert proc is not None
+        self.state.submit(inv)
+        started_wait = time.monotonic()
+        announced = False
+        kind = None
+        while True:
+            if inv.done.wait(0.01):
+                break
+            now = time.monotonic()
+            if inv.dispatched_at is not None and not announced:
+                announced = True
+                self.log(f"START RequestId: {rid} Version: $LATEST")
+            if self.state.init_error is not None and inv.dispatched_at is None:
+                self.state.dispatch_init_error()
+                continue
+            if proc.exited.is_set():
+                time.sleep(0.02)  # an answer may still be on its way through the server
+                if self.state.init_error is not None and inv.dispatched_at is None:
+                    self.state.dispatch_init_error()
+                if inv.done.is_set():
+                    break
+                kind = "exit"
+                break
+            if inv.dispatched_at is None and self.state.init_done_at is None \
+                    and now - max(proc.started, started_wait) > cfg.init_timeout:
+                kind = "init_timeout"
+                break
+            if inv.dispatched_at is not None and now - inv.dispatched_at > cfg.timeout:
+                kind = "timeout"
+                break
+        if not announced:
+            self.log(f"START RequestId: {rid} Version: $LATEST")
+        init_ms = None
+        if cold:
+            end = self.state.init_done_at or time.monotonic()
+            init_ms = (end - proc.started) * 1000
+        return self._conclude(inv, kind, proc, cold, init_ms)
+
+    def _conclude(self, inv: Invocation, kind: str | None, proc: _Process, cold: bool,
+                  init_ms: float | None) -> InvokeResult:
+        cfg = self.config
+        rid = inv.request_id
+        now = time.monotonic()
+        duration = (((inv.outcome.at if inv.outcome else now) - inv.dispatched_at) * 1000
+                    if inv.dispatched_at else 0.0)
+        outcome = inv.outcome
+        if kind is None and outcome is not None and outcome.kind == "response":
+            self._settle_logs(proc)
+            return self._finish(inv, None, outcome.body, duration, init_ms, cold, None, [])
+        if kind is None and outcome is not None and outcome.kind == "error":
+            self._settle_logs(proc)
+            msg = _message_of(outcome.body)
+            return self._finish(inv, outcome.error_type, outcome.body, duration, init_ms, cold, None,
+                                [finding(FUNCTION_ERROR, cfg.handler, f"{outcome.error_type}: {msg}")])
+        if kind is None and outcome is not None and outcome.kind == "too_large":
+            self._settle_logs(proc)
+            message = f"Response payload size exceeded maximum allowed payload size ({6 * 1024 * 1024} bytes)."
+            return self._finish(inv, "Function.ResponseSizeTooLarge",
+                                _error_payload("Function.ResponseSizeTooLarge", message), duration, init_ms, cold,
+                                "error", [finding(TOO_LARGE, cfg.handler, message)])
+        # Everything below ends this environment: the next invoke is a cold start.
+        self.state.withdraw(inv)
+        if kind is None and outcome is not None and outcome.kind == "init_error":
+            proc.exited.wait(0.5)  # the runtime is expected to exit after reporting; give it a moment
+            self._drop()
+            msg = _message_of(outcome.body)
+            payload = outcome.body if _is_error_json(outcome.body) else _error_payload(outcome.error_type, msg)
+            return self._finish(inv, outcome.error_type, payload, 0.0, init_ms, cold, "error",
+                                [finding(INIT_ERROR, "/runtime/init/error", f"{outcome.error_type}: {msg}")])
+        if kind == "timeout":
+            self._drop()
+            message = f"RequestId: {rid} Error: Task timed out after {cfg.timeout:.2f} seconds"
+            return self._finish(inv, "Sandbox.Timedout", _error_payload("Sandbox.Timedout", message),
+                                cfg.timeout * 1000, init_ms, cold, "timeout",
+                                [finding(TIMEOUT, self.bootstrap.path or "bootstrap", message)])
+        if kind == "init_timeout":
+            self._drop()
+            message = f"RequestId: {rid} Error: init did not reach /next within {cfg.init_timeout:.2f} seconds"
+            return self._finish(inv, "Sandbox.Timedout", _error_payload("Sandbox.Timedout", message),
+                                0.0, cfg.init_timeout * 1000, cold, "timeout",
+                                [finding(INIT_TIMEOUT, self.bootstrap.path or "bootstrap", message)])
+        # the process exited (crash, exit during init, exec failure, out of memory)
+        proc.exited.wait(5)
+        for t in proc.readers:
+            t.join(2)
+        oom = proc.meter.oom()
+        code = proc.popen.returncode
+        tail = list(proc.tail)
+        self._drop()
+        exit_text = _exit_text(code, cfg.sandbox)
+        in_init = inv.dispatched_at is None
+        if in_init:
+            duration = 0.0
+        elif proc.exit_at is not None:
+            duration = (proc.exit_at - inv.dispatched_at) * 1000
+        exec_fail = next((m for m in map(_EXEC_FAIL.match, tail) if m), None)
+        missing = sorted({m.group(1) for m in map(_MISSING_LIB.search, tail) if m})
+        found: list[Finding] = []
+        if oom:
+            error_type = "Runtime.OutOfMemory"
+            message = f"RequestId: {rid} Error: Runtime exited with error: signal: killed"
+            found.append(finding(OUT_OF_MEMORY, self.bootstrap.path or "bootstrap",
+                                 f"the process tree went over --memory {cfg.memory} MB and was killed "
+                                 f"(measured by {proc.meter.method})"))
+        elif exec_fail and in_init:
+            error_type = "Runtime.InvalidEntrypoint"
+            message = f"RequestId: {rid} Error: fork/exec {exec_fail.group(1)}: {exec_fail.group(2).lower()}"
+            found.append(finding(EXEC_FAILED, exec_fail.group(1), f"exec {exec_fail.group(1)}: {exec_fail.group(2)}"))
+        else:
+            error_type = "Runtime.ExitError"
+            message = f"RequestId: {rid} Error: Runtime exited with error: {exit_text}"
+            if in_init:
+                last = next((line for line in reversed(tail) if line.strip()), "")
+                found.append(finding(INIT_EXIT, self.bootstrap.path or "bootstrap",
+                                     f"bootstrap exited before calling /next ({exit_text})"
+                                     + (f"; last output: {last}" if last else "")))
+            else:
+                found.append(finding(CRASH, self.bootstrap.path or "bootstrap",
+                                     f"runtime exited during invocation {rid} ({exit_text})"))
+        for soname in missing:
+            found.append(finding(MISSING_LIB, f"/opt/lib/{soname}",
+                                 f"{soname} is needed but is neither in {self.rt.name}'s /usr/lib64 nor in the layer"))
+        return self._finish(inv, error_type, _error_payload(error_type, message), duration, init_ms, cold,
+                            "error", found)
+
+    def _settle_logs(self, proc: _Process) -> None:
+        """Let the log readers catch up so START/END brackets the invocation's output."""
+        time.sleep(0.002)
+
+    def _finish(self, inv: Invocation, error_type: str | None, payload: bytes, duration: float,
+                init_ms: float | None, cold: bool, status: str | None, found: list[Finding]) -> InvokeResult:
+        cfg = self.config
+        peak = self._proc.meter.peak() if self._proc is not None else self._last_peak
+        billed = math.ceil(duration + (init_ms or 0.0)) if duration or init_ms else 0
+        report = Report(inv.request_id, duration, max(billed, 1) if duration else billed, cfg.memory,
+                        math.ceil(peak / (1024 * 1024)), init_ms if cold else None, status,
+                        error_type if status else None)
+        self.log(f"END RequestId: {inv.request_id}")
+        self.log(report.line())
+        return InvokeResult(inv.request_id, payload, error_type, report, cold, found)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+            if self.server is not None:
+                self.server.close()
+                self.server = None
+            self._spawner.shutdown(wait=False)
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __enter__(self) -> LocalFunction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _message_of(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and "errorMessage" in data:
+            return str(data["errorMessage"])
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return body.decode("utf-8", "replace")[:500]
+
+
+def _is_error_json(body: bytes) -> bool:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "errorMessage" in data
+
+
+def _host_glibc() -> tuple[int, ...] | None:
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return None
+    return runtime_mod.parse_version(text.split()[-1]) if text.startswith("glibc") else None
+
+
+def parse_events(text: str, origin: str) -> list[bytes]:
+    """One JSON document, or JSON lines (one event per non-empty line). Lambda accepts only JSON."""
+    stripped = text.strip()
+    if not stripped:
+        return [b"{}"]
+    try:
+        json.loads(stripped)
+        return [stripped.encode()]
+    except ValueError:
+        pass
+    events = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{origin}:{lineno}: not JSON ({exc.msg})",
+                             hint="Lambda accepts only JSON events: one document, or one per line") from exc
+        events.append(line.strip().encode())
+    return events
