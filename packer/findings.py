@@ -55,7 +55,8 @@ def catalogue() -> list[Code]:
     import packer
 
     for mod in pkgutil.walk_packages(packer.__path__, "packer."):
-        importlib.import_module(mod.name)
+        if not mod.name.endswith("__main__"):
+            importlib.import_module(mod.name)
     return sorted(_REGISTRY.values(), key=lambda c: c.code)
 
 

@@ -7,6 +7,7 @@ code; anything else is a bug and shows a traceback only with `--debug`.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import tomllib
@@ -49,7 +50,19 @@ def _handle(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class LayerpackGroup(click.Group):
-    """Root group whose commands all get the error handler."""
+    """Root group whose commands all get the error handler, loaded on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}  # command name -> module that defines it
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            importlib.import_module(self.lazy[name])
+        return self.commands.get(name)
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
         decorator = super().command(*args, **kwargs)
@@ -81,7 +94,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.obj = Context(debug)
     try:
-        ctx.default_map = defaults_from_config(main, load_config())
+        name = ctx.invoked_subcommand
+        cmd = main.get_command(ctx, name) if name else None
+        ctx.default_map = defaults_from_config({name: cmd} if cmd else {}, load_config())
     except UsageError as exc:
         click.echo(f"layerpack: error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)
@@ -109,12 +124,20 @@ def load_config(start: Path | None = None) -> dict[str, Any]:
     return {}
 
 
-def defaults_from_config(group: click.Group, config: dict[str, Any]) -> dict[str, Any]:
+def defaults_from_config(commands: dict[str, click.Command], config: dict[str, Any]) -> dict[str, Any]:
     """Build click's default_map: top-level keys apply to every command with that option
-    (`runtime = "provided.al2"`), a sub-table applies to one command (`[tool.layerpack.slim]`)."""
+    (`runtime = "provided.al2"`), a sub-table applies to one command (`[tool.layerpack.slim]`);
+    for a group (`layers`), to each of its subcommands."""
     out: dict[str, Any] = {}
     scalars = {k.replace("-", "_"): v for k, v in config.items() if not isinstance(v, dict)}
-    for name, cmd in group.commands.items():
+    for name, cmd in commands.items():
+        if isinstance(cmd, click.Group):
+            sub_config = {k: v for k, v in config.items() if not isinstance(v, dict)}
+            sub_config.update(config.get(name, {}) if isinstance(config.get(name), dict) else {})
+            nested = defaults_from_config(dict(cmd.commands), sub_config)
+            if nested:
+                out[name] = nested
+            continue
         params = {p.name for p in cmd.params if p.name}
         table = {k.replace("-", "_"): v for k, v in scalars.items() if k.replace("-", "_") in params}
         sub = config.get(name)
