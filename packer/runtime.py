@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-import tomllib
+from packer._compat import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -156,22 +156,21 @@ class Runtime:
         return self.ceilings.get(family)
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
+def _rules_toml(name: str) -> dict:
+    path = rules_dir() / "runtimes" / name
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+
+
 def _catalogue() -> dict:
-    path = rules_dir() / "runtimes" / "runtimes.toml"
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
+    return _rules_toml("runtimes.toml")
 
 
-@functools.lru_cache(maxsize=1)
 def _ceilings_table() -> dict:
-    path = rules_dir() / "runtimes" / "version-ceilings.toml"
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
+    return _rules_toml("version-ceilings.toml")
 
 
 def runtime_names() -> list[str]:

@@ -10,7 +10,7 @@ import functools
 import importlib
 import os
 import sys
-import tomllib
+from packer._compat import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -1,0 +1,448 @@
+"""Pure planning: what `slim` would remove, strip or rewrite, and how many bytes each rule saves.
+
+Why a separate pure step: `--dry-run`, `--json` and the tests all need the exact effect of a profile
+on a tree without touching it, and `apply` then only carries out a list of decided actions (on a copy
+unless `--in-place`). Planning reads files (BEAM sizes are computed exactly by stripping in memory,
+ELF gains estimated from section headers) but never writes.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packer.errors import SlimError
+from packer.findings import Finding, Severity, define, finding
+from packer.slim import beam, elfstrip, otp
+from packer.slim.profiles import Profile, Rule, glob_match
+from packer.tree import DIR, FILE, SYMLINK, Tree, open_tree
+
+# -- finding codes (LP6xx: slimming) ----------------------------------------------------------------
+NO_STRIP = define("LP600", Severity.INFO, "ELF files not stripped: no binutils strip for their machine",
+                  "install binutils (or the cross binutils for the target arch) and slim again")
+ELF_PAYLOAD = define("LP601", Severity.INFO, "ELF file has data appended after its image; not stripped",
+                     "an SBCL core, a `raco exe` payload or a self-extractor: strip would destroy it")
+ELF_GRAFTED = define("LP602", Severity.INFO, "vendored library in a *.libs/ directory or hash-named; not stripped",
+                     "auditwheel/patchelf-grafted libraries break when stripped (page alignment); leave them")
+ELF_ALIGN = define("LP603", Severity.WARNING, "stripping would change ELF segment alignment; original kept",
+                   "the file was left as it was; nothing to do")
+BAD_BEAM = define("LP604", Severity.WARNING, "a .beam file is not a valid BEAM container; left alone",
+                  "rebuild the file or exclude it; it will not load either way")
+DROP_LISTED = define("LP605", Severity.WARNING, "a kept application lists an always-dropped GUI/dev-tool app",
+                     "if it is really needed at run time, pass --keep-app NAME")
+SOFT_DEP = define("LP606", Severity.INFO, "removed app is named in a kept app's runtime_dependencies (not followed)",
+                  "runtime_dependencies are soft hints; pass --keep-app NAME if your code calls into it")
+UNKNOWN_APP = define("LP607", Severity.WARNING, "a requested root application is not in the tree",
+                     "check the name with `ls lib/`; apps are named without their version")
+ROOTDIR = define("LP608", Severity.INFO, "hard-coded ROOTDIR rewritten for the layer's mount path",
+                 "the layer must be unpacked at this path (use --mount-path if it is not /opt)")
+HINT = define("LP609", Severity.INFO, "a better way to make this smaller than deleting files",
+              "see the message for the build-time option")
+LINK_OUT = define("LP610", Severity.INFO, "symlink points outside the layer or dangles; removed",
+                  "zip would follow or drop it; Debian's doc links point into /usr/share/doc")
+NO_PYC = define("LP611", Severity.INFO, "Python sources without .pyc: every cold start compiles them (~1 s)",
+                "pass --compile-pyc with the runtime's python (/opt is read-only on Lambda)")
+PYC_TAG = define("LP612", Severity.INFO, "foreign .pyc not removed: the target Python version is unknown",
+                 "pass --runtime python3.X so only the runtime's cache tag is kept")
+
+REMOVE, STRIP_ELF, STRIP_BEAM, REWRITE = "remove", "strip-elf", "strip-beam", "rewrite"
+
+
+@dataclass(frozen=True)
+class Action:
+    rule: str
+    op: str  # remove | strip-elf | strip-beam | rewrite
+    path: str  # relative; for removals the top-most removed entry
+    before: int  # bytes of regular files affected
+    after: int  # bytes left (0 for removals; exact for BEAM, estimated for ELF)
+    files: int = 1
+    note: str = ""
+
+    @property
+    def saved(self) -> int:
+        return self.before - self.after
+
+    def to_json(self) -> dict:
+        return {"rule": self.rule, "op": self.op, "path": self.path, "files": self.files,
+                "bytes_before": self.before, "bytes_after": self.after, "saved": self.saved,
+                **({"note": self.note} if self.note else {})}
+
+
+@dataclass(frozen=True)
+class RuleTotal:
+    id: str
+    tier: str
+    action: str
+    reason: str
+    files: int
+    before: int
+    after: int
+
+    @property
+    def saved(self) -> int:
+        return self.before - self.after
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "tier": self.tier, "action": self.action, "reason": self.reason,
+                "files": self.files, "bytes_before": self.before, "bytes_after": self.after, "saved": self.saved}
+
+
+@dataclass(frozen=True)
+class SlimOptions:
+    tier: str = "safe"
+    keep: tuple[str, ...] = ()  # user globs: never removed, stripped or rewritten
+    keep_apps: tuple[str, ...] = ()
+    mount_path: str = "/opt"
+    beam_gzip: bool | None = None  # None: the profile's setting
+    beam_keep_chunks: tuple[str, ...] | None = None  # None: the profile's extra chunks
+    runtime: str | None = None  # e.g. python3.12: which pyc cache tag to keep
+
+
+@dataclass(frozen=True)
+class SlimPlan:
+    root: str
+    profile: str
+    tier: str
+    mount_path: str
+    actions: tuple[Action, ...]
+    rules: tuple[RuleTotal, ...]
+    not_applied: tuple[RuleTotal, ...]  # rules of higher tiers (what --tier would add), not sized
+    apps_kept: dict[str, str]
+    apps_removed: dict[str, str]
+    findings: tuple[Finding, ...]
+    before_bytes: int
+    files_before: int
+    beam: dict = field(default_factory=dict)  # {"extra": [...], "gzip": bool, "otp_release": int|None}
+
+    @property
+    def saved_bytes(self) -> int:
+        return sum(a.saved for a in self.actions)
+
+    @property
+    def after_bytes(self) -> int:
+        return self.before_bytes - self.saved_bytes
+
+    def removed_paths(self) -> list[str]:
+        return [a.path for a in self.actions if a.op == REMOVE]
+
+    def to_json(self) -> dict:
+        return {
+            "input": self.root, "profile": self.profile, "tier": self.tier, "mount_path": self.mount_path,
+            "bytes_before": self.before_bytes, "bytes_after": self.after_bytes, "saved": self.saved_bytes,
+            "files_before": self.files_before,
+            "rules": [r.to_json() for r in self.rules],
+            "not_applied": [{"id": r.id, "tier": r.tier, "action": r.action, "reason": r.reason} for r in self.not_applied],
+            "apps": {"kept": self.apps_kept, "removed": self.apps_removed},
+            "beam": self.beam,
+            "actions": [a.to_json() for a in self.actions],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _bases(scope: str, graph: otp.Graph) -> list[str]:
+    if scope == "tree":
+        return [""]
+    if scope == "otp":
+        return [r.path for r in graph.roots if r.kind == "otp"]
+    if scope == "elixir":
+        return [r.path for r in graph.roots if r.kind == "elixir"]
+    if scope == "otp-app":
+        return [a.dir for a in graph.apps.values() if a.root is not None]
+    raise SlimError(f"unknown scope {scope}")
+
+
+def _scoped(path: str, bases: list[str]) -> Iterable[str]:
+    for b in bases:
+        if not b:
+            yield path
+        elif path.startswith(b + "/"):
+            yield path[len(b) + 1 :]
+
+
+def _matches(rule: Rule, path: str, kind: str, bases: list[str], entries: dict) -> bool:
+    if rule.kind != "any" and rule.kind != kind:
+        return False
+    for rel in _scoped(path, bases):
+        if any(glob_match(g, rel) for g in rule.match) and not any(glob_match(g, rel) for g in rule.exclude):
+            if rule.requires_sibling:
+                suffix, repl = rule.requires_sibling
+                if not path.endswith(suffix) or path[: -len(suffix)] + repl not in entries:
+                    continue
+            return True
+    return False
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        yield path
+
+
+def _link_status(tree: Tree, rel: str, mount: str) -> str:
+    """"ok", or why the link will not work once the layer is unpacked at `mount`."""
+    entry = tree.entries[rel]
+    target = entry.link or ""
+    if target.startswith("/"):
+        m = mount.rstrip("/")
+        if target == m or target.startswith(m + "/"):
+            inner = target[len(m) :].lstrip("/")
+            return "ok" if (inner == "" or inner in tree.entries) else "dangling"
+        return f"points outside the layer ({target})"
+    _, status = tree.resolve(rel)
+    if status == "ok":
+        return "ok"
+    if status.startswith("absolute:"):
+        return f"points outside the layer ({status[9:]})"
+    return {"escapes": "escapes the tree", "dangling": "dangles", "loop": "is a symlink loop"}.get(status, status)
+
+
+_PYC_TAG = re.compile(r"\.(cpython-\d+|pypy\d+-pp\d+|[a-z]+-\d+)(?:\.opt-\d)?\.pyc$")
+
+
+def _runtime_pyc_tag(runtime: str | None) -> str | None:
+    m = re.fullmatch(r"python(\d)\.(\d+)", runtime or "")
+    return f"cpython-{m.group(1)}{m.group(2)}" if m else None
+
+
+# -- the planner -----------------------------------------------------------------------------------
+
+
+def plan(path: str | Path, profile: Profile, options: SlimOptions = SlimOptions()) -> SlimPlan:
+    """Decide every action of `profile` at `options.tier` on the directory `path` (read-only)."""
+    root = Path(path)
+    tree = open_tree(root)
+    if tree.kind != "dir":
+        raise SlimError(f"{path}: slim works on a directory", hint="unzip the layer first, or point at the tree you build it from")
+    if tree.problems:
+        p = tree.problems[0]
+        raise SlimError(f"{path}/{p.path}: {p.detail}", hint="make the tree readable before slimming it")
+    entries = tree.entries
+    order = sorted(entries)
+    size_below: dict[str, tuple[int, int]] = {}  # dir -> (bytes, files)
+    before = files_before = 0
+    for rel in order:
+        e = entries[rel]
+        if e.kind == FILE:
+            before += e.size
+            files_before += 1
+            for a in _ancestors(rel):
+                b, f = size_below.get(a, (0, 0))
+                size_below[a] = (b + e.size, f + 1)
+
+    def weight(rel: str) -> tuple[int, int]:
+        e = entries[rel]
+        if e.kind == DIR:
+            return size_below.get(rel, (0, 0))
+        return (e.size, 1) if e.kind == FILE else (0, 0)
+
+    graph = otp.discover(root, (r for r in order if entries[r].kind == DIR))
+    findings: list[Finding] = []
+    rules = profile.rules_for(options.tier)
+    user_keep = options.keep
+    protected: set[str] = set()  # never removed (profile guards and --keep, plus their parents)
+    user_protected: set[str] = set()  # --keep and parents: also shields whole applications
+    untouchable: set[str] = set()  # --keep: not stripped or rewritten either
+    for rel in order:
+        if any(glob_match(g, rel) for g in user_keep):
+            untouchable.add(rel)
+            protected.add(rel)
+            protected.update(_ancestors(rel))
+            user_protected.add(rel)
+            user_protected.update(_ancestors(rel))
+        elif any(glob_match(g, rel) for g in profile.keep):
+            protected.add(rel)
+            protected.update(_ancestors(rel))
+    # anything below an untouchable dir is untouchable too
+    for rel in order:
+        if any(a in untouchable for a in _ancestors(rel)):
+            untouchable.add(rel)
+            protected.add(rel)
+
+    doomed: dict[str, tuple[str, str]] = {}  # path -> (rule id, note), for every removed entry
+
+    # 1. the OTP application closure
+    apps_kept: dict[str, str] = {}
+    apps_removed: dict[str, str] = {}
+    prune_rule = next((r for r in rules if r.action == "prune-apps"), None)
+    if graph.apps and (prune_rule is not None or options.keep_apps):
+        roots: dict[str, str] = {}
+        for name in profile.otp.roots:
+            if name in graph.apps:
+                roots[name] = f"profile {profile.name} root"
+        for rel_file, names in graph.releases.items():
+            for n in names:
+                roots.setdefault(n, f"in release {rel_file}")
+        for name, app in graph.apps.items():
+            if app.root is None:
+                roots.setdefault(name, f"your application ({app.dir})")
+        for name in options.keep_apps:
+            roots[name] = "--keep-app"
+            if name not in graph.apps:
+                findings.append(finding(UNKNOWN_APP, name, f"--keep-app {name}: no application {name!r} in the tree"))
+        cl = otp.closure(graph.apps, roots, profile.otp.drop_always)
+        apps_kept = dict(sorted(cl.kept.items()))
+        if prune_rule is not None:
+            apps_removed = dict(cl.removed)
+            for name, why in cl.removed.items():
+                d = graph.apps[name].dir
+                if d in user_protected:
+                    apps_removed.pop(name)
+                    apps_kept[name] = "protected by a keep glob"
+                    continue
+                doomed[d] = (prune_rule.id, f"app {name}: {why}")
+            for name, by in cl.dropped_but_required.items():
+                findings.append(finding(DROP_LISTED, graph.apps[name].dir, f"{by} lists {name} in applications, but {name} is a GUI/dev-tool app and was dropped"))
+            for name, by in cl.soft_misses.items():
+                if name in apps_removed:
+                    findings.append(finding(SOFT_DEP, graph.apps[name].dir, f"{name} removed; runtime_dependencies of {', '.join(by)} mention it"))
+
+    # 2. links, then path rules (first matching rule wins; children of a doomed dir follow it)
+    link_rules = [r for r in rules if r.action == "remove-links"]
+    remove_rules = [r for r in rules if r.action == "remove"]
+    bases = {r.id: _bases(r.scope, graph) for r in rules}
+    pyc_rule = next((r for r in rules if r.action == "remove-foreign-pyc"), None)
+    pyc_tag = _runtime_pyc_tag(options.runtime)
+    pyc_reported = False
+    protected_doom: dict[str, tuple[str, str]] = {}  # protected dirs a rule matched: their children go
+    for rel in order:
+        e = entries[rel]
+        if rel in doomed:
+            continue
+        inherited = next((doomed[a] for a in _ancestors(rel) if a in doomed), None)
+        if inherited is not None:
+            doomed[rel] = inherited
+            continue
+        pd = next((protected_doom[a] for a in _ancestors(rel) if a in protected_doom), None)
+        if rel in protected and rel not in user_protected:
+            # profile guards yield to danger-tier rules: the user asked for the risky set explicitly
+            hit = next(((r.id, "danger tier overrides the profile guard") for r in remove_rules
+                        if r.tier == "danger" and _matches(r, rel, e.kind, bases[r.id], entries)), None)
+            if hit is not None:
+                doomed[rel] = hit
+                continue
+        if rel in protected:
+            if e.kind == DIR:
+                hit = pd or next(((r.id, "") for r in remove_rules if _matches(r, rel, e.kind, bases[r.id], entries)), None)
+                if hit is not None:
+                    protected_doom[rel] = hit
+            continue
+        if pd is not None:
+            doomed[rel] = pd
+            continue
+        if e.kind == SYMLINK and link_rules:
+            for r in link_rules:
+                if r.match and not _matches(r, rel, e.kind, bases[r.id], entries):
+                    continue
+                status = _link_status(tree, rel, options.mount_path)
+                if status != "ok":
+                    doomed[rel] = (r.id, f"link -> {e.link}: {status}")
+                    findings.append(finding(LINK_OUT, rel, f"symlink -> {e.link} {status}; removed"))
+                break
+            if rel in doomed:
+                continue
+        for r in remove_rules:
+            if _matches(r, rel, e.kind, bases[r.id], entries):
+                doomed[rel] = (r.id, "")
+                break
+        else:
+            if pyc_rule is not None and e.kind == FILE and rel.endswith(".pyc") and "/__pycache__/" in f"/{rel}":
+                m = _PYC_TAG.search(rel)
+                if pyc_tag is None:
+                    if not pyc_reported:
+                        findings.append(finding(PYC_TAG, rel, f"rule {pyc_rule.id} skipped: no --runtime python3.X given"))
+                        pyc_reported = True
+                elif m is None or m.group(1) != pyc_tag:
+                    doomed[rel] = (pyc_rule.id, f"cache tag is not {pyc_tag}")
+
+    actions: list[Action] = []
+    for rel in order:
+        if rel not in doomed:
+            continue
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else None
+        if parent in doomed:
+            continue  # reported with its top-most removed ancestor
+        rid, note = doomed[rel]
+        b, f = weight(rel)
+        actions.append(Action(rid, REMOVE, rel, b, 0, f, note))
+
+    # 3. BEAM stripping, ELF stripping, ROOTDIR rewrite on what survives
+    survivors = [rel for rel in order if rel not in doomed and rel not in untouchable]
+    beam_info: dict = {}
+    for r in rules:
+        if r.action == "strip-beam":
+            extra = options.beam_keep_chunks if options.beam_keep_chunks is not None else profile.otp.beam_extra_chunks
+            gz = options.beam_gzip if options.beam_gzip is not None else profile.otp.beam_gzip
+            beam_info = {"extra_chunks": list(extra), "gzip": gz, "otp_release": graph.otp_release}
+            for rel in survivors:
+                e = entries[rel]
+                if e.kind != FILE or not rel.endswith(".beam") or not _matches(r, rel, e.kind, bases[r.id], entries):
+                    continue
+                data = (root / rel).read_bytes()
+                try:
+                    out = beam.strip(data, extra=extra, otp_release=graph.otp_release, compress=gz)
+                except beam.BeamError as exc:
+                    findings.append(finding(BAD_BEAM, rel, f"not stripped: {exc}"))
+                    continue
+                if out != data:
+                    actions.append(Action(r.id, STRIP_BEAM, rel, len(data), len(out)))
+        elif r.action == "strip-elf":
+            no_tool: list[str] = []
+            for rel in survivors:
+                e = entries[rel]
+                if e.kind != FILE or e.size < 64 or not _matches(r, rel, e.kind, bases[r.id], entries):
+                    continue
+                if tree.read_head(rel, 4) != b"\x7fELF":
+                    continue
+                c = elfstrip.candidate(root / rel, rel)
+                if c.ok:
+                    actions.append(Action(r.id, STRIP_ELF, rel, e.size, e.size - c.estimate, note="estimated from section sizes"))
+                elif c.reason == "payload":
+                    findings.append(finding(ELF_PAYLOAD, rel, f"not stripped: {c.detail}"))
+                elif c.reason in ("grafted", "hashed"):
+                    findings.append(finding(ELF_GRAFTED, rel, f"not stripped: {c.detail}"))
+                elif c.reason == "no-strip":
+                    no_tool.append(rel)
+            if no_tool:
+                findings.append(finding(NO_STRIP, no_tool[0], f"{len(no_tool)} ELF file(s) would shrink but no binutils strip can handle them: {c.detail}"))
+        elif r.action == "rewrite-rootdir":
+            for root_ in graph.roots:
+                if root_.kind != "otp":
+                    continue
+                new_root = posixpath.join(options.mount_path, root_.path) if root_.path else options.mount_path
+                new_root = posixpath.normpath(new_root)
+                for rel in otp.rootdir_scripts(root_, (s for s in survivors if entries[s].kind == FILE)):
+                    text = (root / rel).read_text(encoding="utf-8", errors="surrogateescape")
+                    new, old = otp.rewrite_rootdir(text, new_root)
+                    if new != text:
+                        n = len(new.encode("utf-8", "surrogateescape"))
+                        actions.append(Action(r.id, REWRITE, rel, entries[rel].size, n, note=f"ROOTDIR {', '.join(sorted(old))} -> {new_root}"))
+                        findings.append(finding(ROOTDIR, rel, f"ROOTDIR {', '.join(sorted(old))} -> {new_root}"))
+        elif r.action == "hint":
+            hits = [rel for rel in survivors if _matches(r, rel, entries[rel].kind, bases[r.id], entries)]
+            if hits:
+                findings.append(finding(HINT, hits[0], r.reason, hint=r.hint or None))
+
+    # 4. Python trees with no bytecode
+    has_dist = any(rel.endswith(".dist-info") for rel in order if entries[rel].kind == DIR)
+    if has_dist:
+        kept = [rel for rel in order if rel not in doomed]
+        if any(rel.endswith(".py") for rel in kept) and not any(rel.endswith(".pyc") for rel in kept):
+            findings.append(finding(NO_PYC, ".", "no .pyc files will be shipped"))
+
+    totals: dict[str, list[int]] = {}
+    for a in actions:
+        t = totals.setdefault(a.rule, [0, 0, 0])
+        t[0] += a.files
+        t[1] += a.before
+        t[2] += a.after
+    rule_rows = tuple(RuleTotal(r.id, r.tier, r.action, r.reason, *totals.get(r.id, [0, 0, 0])) for r in rules)
+    not_applied = tuple(RuleTotal(r.id, r.tier, r.action, r.reason, 0, 0, 0) for r in profile.rules if not r.applies(options.tier))
+    return SlimPlan(str(root), profile.name, options.tier, options.mount_path, tuple(actions), rule_rows, not_applied,
+                    apps_kept, dict(sorted(apps_removed.items())), tuple(findings), before, files_before, beam_info)
+
