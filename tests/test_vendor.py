@@ -232,3 +232,24 @@ def test_cli_dry_run_json_changes_nothing_and_bad_usage_exits_2(tmp_path: Path) 
                                              ("libz.so.1.2.13", "libz-12345678.so.1.2.13")])
 def test_hashed_names_keep_the_so_suffix(soname: str, expected: str) -> None:
     assert vendor.hashed_name(soname, "1234567890abcdef") == expected
+
+
+def test_zip_input_is_vendored_into_a_directory(tmp_path: Path) -> None:
+    src = layer(tmp_path, {"bootstrap": X86 / "needs-atomic", "share/data.txt": X86 / "hello"})
+    (src / "lib").mkdir()
+    (src / "lib" / "libalias.so").symlink_to("../share/data.txt")
+    z = tmp_path / "in.zip"
+    subprocess.run(["zip", "-qry", str(z), "."], cwd=src, check=True)
+    out = tmp_path / "out"
+    res = run_cli("vendor", str(z), "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert os.readlink(out / "lib" / "libalias.so") == "../share/data.txt"
+    assert os.access(out / "bootstrap", os.X_OK) and (out / "lib" / "libatomic.so.1").exists()
+    assert read_path(out / "bootstrap").rpath == ("$ORIGIN/lib",)
+
+
+def test_in_place_changes_the_input_directory_only_when_asked(tmp_path: Path) -> None:
+    src = layer(tmp_path, {"bootstrap": X86 / "needs-atomic"})
+    res = run_cli("vendor", str(src), "--in-place")
+    assert res.returncode == 0 and (src / "lib" / "libatomic.so.1").exists()
+    assert read_path(src / "bootstrap").rpath == ("$ORIGIN/lib",)
