@@ -89,7 +89,7 @@ def limits() -> Limits:
     name = publish["LayerName"].metadata
     bucket = content["S3Bucket"].metadata
     return Limits(
-        name_pattern=name["pattern"], name_min=name.get("min", 1), name_max=name["max"],
+        name_pattern=name["pattern"], name_min=name.get("min", 1), name_max=_plain_name_max(name),
         runtimes=tuple(publish["CompatibleRuntimes"].member.enum),
         max_runtimes=publish["CompatibleRuntimes"].metadata["max"],
         architectures=tuple(publish["CompatibleArchitectures"].member.enum),
@@ -105,6 +105,14 @@ def limits() -> Limits:
 
 # Region names as AWS spells them (us-east-1, ap-southeast-4, us-gov-west-1, cn-north-1, eusc-de-east-1).
 REGION_RE = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}")
+
+
+def _plain_name_max(meta: dict) -> int:
+    """The longest plain layer name. botocore up to 1.43 models LayerName with max 140; from 1.44 the
+    shape is LayerNameOrArn (max 2048, for ARNs) and the name's own limit lives in the pattern as
+    `[a-zA-Z0-9-_]{1,140}`. Read it from there when present."""
+    m = re.search(r"\[a-zA-Z0-9-_\]\{1,(\d+)\}", meta.get("pattern", ""))
+    return min(meta["max"], int(m.group(1))) if m else meta["max"]
 
 
 def validate_name(name: str) -> list[Finding]:
