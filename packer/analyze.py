@@ -11,14 +11,14 @@ import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packer import checks, runtime as runtimes
 from packer.elf.hostlibs import HostLibraries
 from packer.elf.reader import ELF_MAGIC, ElfInfo, read_elf, read_path
-from packer.elf.search import BUNDLED, MISSING, PROVIDED, SHADOWED, VENDORABLE, Edge, Found, Loader, Obj, Process
+from packer.elf.search import MISSING, SHADOWED, VENDORABLE, Edge, Found, Loader, Obj, Process
 from packer.elf.symbols import symbols_needing
 from packer.errors import ElfError, InputError, UsageError
 from packer.findings import Finding, Severity, define, finding

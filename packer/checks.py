@@ -234,19 +234,37 @@ def script_findings(tree: Tree, rel: str, rt: Runtime, fs: LambdaFS, mount: str)
     return out
 
 
-_SEPARATORS = re.compile(r"\|\||&&|[|;&\n]|\$\(|`|\bthen\b|\bdo\b|\belse\b|\(\(|\)\)")
+_KEYWORDS_BEFORE_COMMAND = frozenset({"if", "then", "else", "elif", "while", "until", "do", "!", "{", "time", "exec", "nohup"})
 
 
-def shell_commands(text: str) -> set[str]:
-    """Command names a shell script runs, by a conservative reading: plain words in command
-    position that are not builtins, keywords, functions the script defines, or expansions."""
-    functions = set(re.findall(r"^\s*(?:function\s+)?([A-Za-z_][\w-]*)\s*\(\s*\)", text, re.M))
-    functions |= set(re.findall(r"^\s*function\s+([A-Za-z_][\w-]*)", text, re.M))
-    commands: set[str] = set()
-    lines = []
+def _substitutions(line: str) -> list[str]:
+    """Bodies of $( ... ) and ` ... `, also inside double quotes, where a line-level tokenizer
+    would see one quoted word."""
+    out = []
+    i = 0
+    while True:
+        i = line.find("$(", i)
+        if i < 0:
+            break
+        if line.startswith("$((", i):  # arithmetic, not a command
+            i += 3
+            continue
+        depth, j = 1, i + 2
+        while j < len(line) and depth:
+            depth += {"(": 1, ")": -1}.get(line[j], 0)
+            j += 1
+        out.append(line[i + 2 : j - 1])
+        i += 2
+    out.extend(re.findall(r"`([^`]*)`", line))
+    return out + [sub for body in out for sub in _substitutions(body)]
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lines of the script without comments, here-document bodies and case patterns."""
+    lines: list[str] = []
     heredoc_end = None
     in_case = 0
-    for line in text.splitlines():
+    for line in text.replace("\\\n", " ").splitlines():
         if heredoc_end is not None:
             if line.strip() == heredoc_end:
                 heredoc_end = None
@@ -255,35 +273,70 @@ def shell_commands(text: str) -> set[str]:
         if m:
             heredoc_end = m.group(1)
         stripped = line.strip()
-        if stripped.startswith("#"):
+        if not stripped or stripped.startswith("#"):
             continue
         if re.match(r"case\b.*\bin\s*$", stripped):
             in_case += 1
-        elif stripped.startswith("esac"):
+            continue
+        if stripped.startswith("esac"):
             in_case = max(0, in_case - 1)
-        elif in_case:  # drop a leading `pattern)` of a case branch
+            continue
+        if in_case:  # drop a leading `pattern)` of a case branch
             line = re.sub(r"^\s*\(?[^()]*\)", "", line, count=1)
         lines.append(re.sub(r"(^|\s)#.*$", "", line))
-    for segment in _SEPARATORS.split("\n".join(lines)):
+    return lines
+
+
+def shell_commands(text: str) -> set[str]:
+    """Command names a shell script runs, by a conservative reading: plain words in command
+    position (line start, after `;` `|` `&&` `(` `then` `do`…, inside `$( )`) that are not
+    builtins, keywords, functions the script defines, redirection targets or expansions."""
+    functions = set(re.findall(r"^\s*(?:function\s+)?([A-Za-z_][\w-]*)\s*\(\s*\)", text, re.M))
+    functions |= set(re.findall(r"^\s*function\s+([A-Za-z_][\w-]*)", text, re.M))
+    commands: set[str] = set()
+    segments: list[str] = []
+    for line in _logical_lines(text):
+        segments.append(line)
+        segments.extend(_substitutions(line))
+    for segment in segments:
+        lexer = shlex.shlex(segment, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = ""
         try:
-            words = shlex.split(segment, posix=True)
+            tokens = list(lexer)
         except ValueError:
-            words = segment.split()
-        for w in words:
-            w = w.rstrip(")\"'")
-            if re.fullmatch(r"[A-Za-z_]\w*=.*", w):  # VAR=value prefix
+            continue
+        expect, skip_target, closing = True, False, None
+        for tok in tokens:
+            if closing is not None:  # inside (( … )) or [[ … ]]
+                if tok == closing:
+                    closing = None
                 continue
-            if w in ("!", "{", "}", "(", "time", "exec", "command", "then", "do", "if", "while", "until", "elif", "else", "nohup"):
-                if w in ("exec", "nohup"):
-                    continue
-                if w == "command":
-                    break
+            if tok in ("((", "[["):
+                closing = "))" if tok == "((" else "]]"
                 continue
-            if (w in _SHELL_WORDS or w in functions or not w or "$" in w or "/" in w
-                    or not re.fullmatch(r"[A-Za-z0-9_.+-]+", w) or w.startswith("-")):
-                break
-            commands.add(w)
-            break
+            if tok and all(c in ";&|()<>" for c in tok):
+                if "<" in tok or ">" in tok:
+                    skip_target = not tok.endswith("&") or tok in (">&", "<&")
+                else:
+                    expect = True
+                continue
+            if skip_target:
+                skip_target = False
+                continue
+            if not expect:
+                continue
+            if tok in _KEYWORDS_BEFORE_COMMAND:
+                continue
+            if re.fullmatch(r"[A-Za-z_]\w*(\[[^]]*\])?\+?=.*", tok, re.S):
+                continue
+            expect = False
+            if tok == "command":  # `command -v x` asks, it does not run
+                continue
+            if (tok in _SHELL_WORDS or tok in functions or "$" in tok or "/" in tok
+                    or not re.fullmatch(r"[A-Za-z0-9_.+-]+", tok) or tok.startswith("-") or tok.isdigit()):
+                continue
+            commands.add(tok)
     return commands
 
 

@@ -29,13 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packer import runtime as runtimes
 from packer.analyze import Report, analyze
 from packer.elf.hostlibs import HostLibraries
 from packer.elf.patcher import Patch, PatchelfPatcher, Patcher, strip_unneeded
 from packer.elf.reader import ElfInfo, read_path
 from packer.elf.search import MISSING, SHADOWED, VENDORABLE
-from packer.errors import ElfError, InputError, UsageError, VendorError
+from packer.errors import UsageError, VendorError
 from packer.findings import Finding, Severity, define, finding
 from packer.runtime import VERSION_FAMILIES, parse_version
 from packer.tree import DIR, FILE, SYMLINK, open_tree
@@ -94,9 +93,10 @@ class PatchOp:
 
 @dataclass
 class Wrapper:
-    program: str  # rel path the original bootstrap moves to
+    program: str  # rel path of the program the wrapper starts
     loader: str  # rel path of the bundled loader
     text: str
+    move: bool = True  # move the bootstrap file to `program` (False: bootstrap was a link to it)
 
 
 @dataclass
@@ -373,10 +373,28 @@ def report_tree_file(report: Report, rel: str) -> Path | None:
     return None
 
 
+def _bootstrap_program(report: Report) -> tuple[str, bool] | None:
+    """(the ELF program bootstrap runs, whether bootstrap is that file itself or a link to it)."""
+    files = {f.rel: f for f in report.elf_files if f.info is not None}
+    if "bootstrap" in files:
+        return "bootstrap", True
+    src = Path(report.input)
+    link = src / "bootstrap"
+    if src.is_dir() and link.is_symlink():
+        target = os.path.normpath(os.path.join("", os.path.dirname("bootstrap"), os.readlink(link)))
+        if target in files:
+            return target, False
+    return None
+
+
 def _wrapper(report: Report, p: VendorPlan, host: HostLibraries) -> Wrapper | None:
-    boot = next((f for f in report.elf_files if f.rel == "bootstrap" and f.info is not None), None)
-    if boot is None or not boot.info.interp:
-        raise VendorError("--bundle-libc needs a dynamically linked ELF `bootstrap` at the root of the tree")
+    found = _bootstrap_program(report)
+    if found is None:
+        raise VendorError("--bundle-libc needs a dynamically linked ELF `bootstrap` (or a relative link to one) at the root of the tree")
+    rel, is_file = found
+    boot = next(f for f in report.elf_files if f.rel == rel)
+    if not boot.info.interp:
+        raise VendorError(f"--bundle-libc: {rel} is statically linked; it needs no bundled glibc")
     loader_name = posixpath.basename(boot.info.interp)
     hit = host.find(loader_name)
     if hit is None:
@@ -384,7 +402,7 @@ def _wrapper(report: Report, p: VendorPlan, host: HostLibraries) -> Wrapper | No
     real = os.path.realpath(hit.path)
     loader_dest = posixpath.join(p.libdir, loader_name)
     p.copies.append(Copy(loader_name, str(hit.path), real, loader_dest, (), os.path.getsize(real), False, "--bundle-libc loader"))
-    program = "bin/bootstrap.real"
+    program = "bin/bootstrap.real" if is_file else rel
     text = (
         "#!/bin/sh\n"
         "# Written by `layerpack vendor --bundle-libc`: start the program with the glibc it was built for,\n"
@@ -392,8 +410,9 @@ def _wrapper(report: Report, p: VendorPlan, host: HostLibraries) -> Wrapper | No
         'here="${0%/*}"\n'
         f'exec "$here/{loader_dest}" --argv0 "$0" --library-path "$here/{p.libdir}:/lib64:/usr/lib64" "$here/{program}" "$@"\n'
     )
-    p.findings.append(finding(PROC_SELF_EXE, "bootstrap", f"bootstrap is now a wrapper; the program moves to {program}"))
-    return Wrapper(program, loader_dest, text)
+    p.findings.append(finding(PROC_SELF_EXE, "bootstrap", f"bootstrap is now a wrapper that starts {program}; programs it "
+                              "starts in turn use the runtime's loader and glibc"))
+    return Wrapper(program, loader_dest, text, move=is_file)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -490,9 +509,12 @@ def apply(p: VendorPlan, out: str | Path | None, *, in_place: bool = False, patc
             notes.append(finding(ALIGNMENT_CHANGED, op.rel, f"{op.rel}: PT_LOAD alignment {before.load_align:#x} -> {after.load_align:#x}"))
 
     if p.wrapper is not None:
-        prog = dst / p.wrapper.program
-        prog.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(dst / "bootstrap", prog)
+        if p.wrapper.move:
+            prog = dst / p.wrapper.program
+            prog.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dst / "bootstrap", prog)
+        else:
+            (dst / "bootstrap").unlink()
         (dst / "bootstrap").write_text(p.wrapper.text)
         (dst / "bootstrap").chmod(0o755)
 

@@ -9,7 +9,6 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pytest
 
 from packer.analyze import analyze
 from tests.conftest import require_tool, run_cli

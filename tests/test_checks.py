@@ -174,6 +174,9 @@ def test_unknown_kind_is_a_usage_error(tmp_path: Path) -> None:
     ("f() { echo; }\nf\nX=1 wget -q url\nif [ -f x ]; then awk 1; fi\n", {"wget", "awk"}),
     ("cat <<EOF\nnotacommand here\nEOF\nexec /opt/bin/app\n", {"cat"}),
     ("# comment curl\necho \"$(date)\"  # trailing sed\n", {"date"}),
+    ("echo hi >&2\nls -l /nonexistent 2>&1\necho \"a; b | c\"\n((n > 1))\n[[ -f x ]] && wc -l < in > out\n", {"ls", "wc"}),
+    ("x=$((1 + 2)); read -r line <&3\nexec 3<>/dev/tcp/h/1\ncat <<< \"$x\" | base64 -d\n", {"cat", "base64"}),
+    ("long_command \\\n  --flag\ncommand -v jq >/dev/null || exit 1\n", {"long_command"}),
 ])
 def test_shell_commands_are_read_conservatively(script: str, expected: set[str]) -> None:
     assert checks.shell_commands(script) == expected

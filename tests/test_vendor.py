@@ -253,3 +253,16 @@ def test_in_place_changes_the_input_directory_only_when_asked(tmp_path: Path) ->
     res = run_cli("vendor", str(src), "--in-place")
     assert res.returncode == 0 and (src / "lib" / "libatomic.so.1").exists()
     assert read_path(src / "bootstrap").rpath == ("$ORIGIN/lib",)
+
+
+def test_bundle_libc_follows_a_bootstrap_link_to_the_program(tmp_path: Path) -> None:
+    src = layer(tmp_path, {"bin/app": X86 / "needs-glibc236"})
+    (src / "bootstrap").symlink_to("bin/app")
+    p = vendor.plan(src, bundle_libc=True)
+    assert p.wrapper is not None and p.wrapper.program == "bin/app" and not p.wrapper.move
+    out = tmp_path / "out"
+    res = vendor.apply(p, out)
+    assert res.ok, res.findings
+    assert not (out / "bootstrap").is_symlink() and '"$here/bin/app"' in (out / "bootstrap").read_text()
+    ran = sandbox_run(out)
+    assert ran.returncode == 0 and "random 0" in ran.stdout

@@ -1,0 +1,39 @@
+"""examples/sbcl: a save-lisp-and-die bootstrap survives slim and vendor byte-for-byte and runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.examples_support import run_example, said
+
+EXAMPLE = ROOT / "examples" / "sbcl"
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    return run_example("sbcl", tmp_path_factory, "sbcl", timeout=600)
+
+
+
+def test_sbcl_example_script_succeeds(ran):
+    proc, _ = ran
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["plain", "compressed"])
+def test_sbcl_core_is_kept_byte_for_byte_and_answers(ran, kind):
+    _, work = ran
+    assert (work / kind / "bootstrap").read_bytes() == (work / f"{kind}-layer" / "bootstrap").read_bytes()
+    answer = json.loads((work / f"{kind}.out").read_text())
+    assert answer["implementation"].startswith("SBCL ")
+    assert answer["factorial_25"] == 15511210043330985984000000
+
+
+def test_sbcl_payload_is_reported_and_compression_shrinks_the_layer(ran):
+    proc, work = ran
+    assert "LP110 info bootstrap carries" in said(proc)
+    assert (work / "compressed.zip").stat().st_size < (work / "plain.zip").stat().st_size
+    assert (work / "compressed" / "bootstrap").stat().st_size * 3 < (work / "plain" / "bootstrap").stat().st_size
