@@ -7,6 +7,7 @@ entry point: NIFs, plugins and vendored libraries fail on Lambda just as well.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections import Counter
@@ -167,21 +168,22 @@ def _collect_elves(tree: Tree, mount: str, progress: Callable[[int], None] | Non
             progress(1)
         if e.size < 52:
             continue
-        try:
-            head = tree.read_head(e.path, 4)
-        except InputError:
-            continue
-        if head != ELF_MAGIC:
-            continue
         abs_path = posixpath.join(mount, e.path)
         try:
-            with tree.source(e.path) as src:
+            if tree.kind == "zip" and tree.read_head(e.path, 4) != ELF_MAGIC:
+                continue  # a zip member is only inflated whole when it is ELF
+            with tree.source(e.path) as src:  # one open per file: the magic, then the headers
+                if src.pread(0, 4) != ELF_MAGIC:
+                    continue
                 out.append(ElfFile(e.path, abs_path, read_elf(src)))
-        except (ElfError, InputError) as exc:
+        except InputError:
+            continue
+        except ElfError as exc:
             out.append(ElfFile(e.path, abs_path, None, str(exc)))
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _version_family(version: str) -> tuple[str, tuple[int, ...]] | None:
     m = re.fullmatch(r"([A-Z]+)_(\d+(?:\.\d+)*)", version)
     if not m or m.group(1) not in VERSION_FAMILIES:

@@ -47,6 +47,7 @@ class LambdaFS:
         # the model does not change during an analysis, and the loader asks the same paths for
         # every program (measured: 45k lookups for /usr/lib/x86_64-linux-gnu)
         self._cache: dict[str, Node | None] = {}
+        self._found: dict[str, Found | None] = {}
 
     def _mount_for(self, path: str) -> list[tuple[Mount, str]]:
         out = []
@@ -125,6 +126,14 @@ class LambdaFS:
         return self.runtime.machine
 
     def find(self, path: str) -> Found | None:
+        """A library candidate at `path` (the loader's search dirs are already normalised)."""
+        if path in self._found:
+            return self._found[path]
+        found = self._find(path)
+        self._found[path] = found
+        return found
+
+    def _find(self, path: str) -> Found | None:
         node = self.lookup(path)
         if node is None or node.kind == DIR:
             return None

@@ -213,7 +213,7 @@ class Loader:
                 continue
             seen_dirs.add(step.dir)
             edge.searched.append(step)
-            found = self.fs.find(posixpath.join(step.dir, name))
+            found = self.fs.find(f"{step.dir}/{name}" if step.dir != "/" else f"/{name}")
             if found is None:
                 continue
             if found.where != "runtime":
@@ -229,7 +229,7 @@ class Loader:
             if found.where == "runtime":
                 # shadowing: does a later search directory hold the tree's own copy?
                 for later in steps[i + 1 :]:
-                    other = self.fs.find(posixpath.join(later.dir, name))
+                    other = self.fs.find(f"{later.dir}/{name}" if later.dir != "/" else f"/{name}")
                     if other is not None and other.where == "tree":
                         edge.status = SHADOWED
                         edge.shadowed = other.path
