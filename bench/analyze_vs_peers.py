@@ -124,6 +124,13 @@ def main() -> None:
         else:
             print(f"throughput ratio layerpack/lddtree: {wall / lp[1]:.1f}x (goal >= 20x)")
     print(f"layerpack peak RSS: {lp[2] / 1e6:.1f} MB (goal <= 100 MB)")
+    # Context for the libtree ratio: the floor any Python tool pays before reading one file.
+    floor, _ = best(lambda: run([sys.executable, "-c", "pass"]), args.repeat)
+    libtree_row = next((r for r in rows if r[0] == "libtree"), None)
+    per_dir = len(args.dirs)
+    if libtree_row:
+        print(f"python start-up floor: {floor:.3f} s per process x {per_dir} = {floor * per_dir:.2f} s "
+              f"= {floor * per_dir / libtree_row[1]:.1f}x libtree's total before any analysis")
 
 
 if __name__ == "__main__":
