@@ -7,7 +7,6 @@ entry point: NIFs, plugins and vendored libraries fail on Lambda just as well.
 
 from __future__ import annotations
 
-import functools
 import posixpath
 import re
 from collections import Counter
@@ -18,13 +17,13 @@ from typing import Any
 
 from packer import checks, runtime as runtimes
 from packer.elf.hostlibs import HostLibraries
-from packer.elf.reader import ELF_MAGIC, ElfInfo, read_elf, read_path
-from packer.elf.search import MISSING, SHADOWED, VENDORABLE, Edge, Found, Loader, Obj, Process
+from packer.elf.reader import ELF_MAGIC, MACHINES, ElfInfo, read_elf, read_path
+from packer.elf.search import MISSING, SHADOWED, VENDORABLE, Edge, Loader, Obj, Process
 from packer.elf.symbols import symbols_needing
 from packer.errors import ElfError, InputError, UsageError
 from packer.findings import Finding, Severity, define, finding
 from packer.lambdafs import FUNCTION_MOUNT, LAYER_MOUNT, LambdaFS, Mount
-from packer.runtime import MACHINE_ARCH, VERSION_FAMILIES, Runtime, parse_version
+from packer.runtime import ARCH_MACHINE, MACHINE_ARCH, Runtime, version_family
 from packer.tree import FILE, Tree, open_tree
 
 SCHEMA = "layerpack.analyze/1"
@@ -64,7 +63,8 @@ BITS_32 = define("LP304", Severity.ERROR, "32-bit ELF file: Lambda has no 32-bit
 FOREIGN_OS = define("LP305", Severity.ERROR, "ELF file is for another operating system", "build for Linux")
 MALFORMED = define("LP307", Severity.ERROR, "file starts like ELF but is malformed", "rebuild it; the loader will refuse it too")
 
-_ARCH_MACHINES = {"x86_64": 62, "arm64": 183}
+# Lambda arch -> ELF e_machine number, derived from the reader's table and runtime's arch names
+_ARCH_MACHINES = {arch: num for arch, name in ARCH_MACHINE.items() for num, n in MACHINES.items() if n == name}
 _EXPECTED_ROOTS = ("/opt", "/var/task", "/var/lang", "/var/runtime", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/tmp")
 
 
@@ -183,15 +183,6 @@ def _collect_elves(tree: Tree, mount: str, progress: Callable[[int], None] | Non
     return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _version_family(version: str) -> tuple[str, tuple[int, ...]] | None:
-    m = re.fullmatch(r"([A-Z]+)_(\d+(?:\.\d+)*)", version)
-    if not m or m.group(1) not in VERSION_FAMILIES:
-        return None
-    v = parse_version(m.group(2))
-    return (m.group(1), v) if v else None
-
-
 class Analysis:
     """One analysis run: holds the file system model, the loader and the findings as they come."""
 
@@ -285,8 +276,8 @@ class Analysis:
         for f in programs + libraries:
             if not f.info.is_program and f.path in covered:
                 continue
-            found = self.fs.find(f.path) or Found(f.path, f.path, "tree", ref=None)
-            if found.ref is None:
+            found = self.fs.find(f.path)
+            if found is None or found.where != "tree":
                 continue
             loader = self.loader
             interp = None
@@ -357,15 +348,12 @@ class Analysis:
                                              library=file, versions=missing), key=(VERSION_UNDEFINED.code, obj.real, file))
                     continue
                 for v in versions:
-                    fam = _version_family(v)
-                    if fam is None or file not in VERSION_FAMILIES[fam[0]]:
-                        continue
-                    ceiling = self.rt.ceiling(fam[0])
-                    if ceiling is None:
+                    verdict = self.rt.version_verdict(file, v)
+                    if verdict == "unknown":
                         self.add(finding(VERSION_UNKNOWN, self.rel(obj.path), f"{self._label(obj)} needs {v} from {file}; "
-                                         f"the {fam[0]} ceiling of {self.rt.name} is not known", version=v),
+                                         f"the {version_family(v)[0]} ceiling of {self.rt.name} is not known", version=v),
                                  key=(VERSION_UNKNOWN.code, obj.real, v))
-                    elif fam[1] > ceiling:
+                    elif verdict == "too-new":
                         too_new.setdefault(file, []).append(v)
             if too_new:
                 self._too_new(obj, too_new)
@@ -380,15 +368,15 @@ class Analysis:
         data = self._bytes_of(obj)
         symbols = symbols_needing(data, wanted) if data else {}
         for file, versions in too_new.items():
-            fam = _version_family(versions[0])[0]  # type: ignore[index]
-            ceiling = ".".join(map(str, self.rt.ceiling(fam) or ()))
-            newest = max(versions, key=lambda v: _version_family(v)[1])  # type: ignore[index]
+            fam = version_family(versions[0])[0]  # type: ignore[index]
+            ceiling = self.rt.ceiling_name(fam)
+            newest = max(versions, key=lambda v: version_family(v)[1])  # type: ignore[index]
             named = [f"{s}@{v}" for v in sorted(versions) for s in symbols.get(v, [])]
             sym_text = f"; symbols: {', '.join(named[:8])}" + (" …" if len(named) > 8 else "") if named else ""
             self.add(finding(VERSION_TOO_NEW, self.rel(obj.path) if obj.where != "host" else obj.label,
                              f"{self._label(obj)} needs {newest} from {file}; {self.rt.name} {self.rt.arch} provides "
-                             f"{fam}_{ceiling} at most{sym_text}",
-                             library=file, versions=sorted(versions), ceiling=f"{fam}_{ceiling}", symbols=named),
+                             f"{ceiling} at most{sym_text}",
+                             library=file, versions=sorted(versions), ceiling=ceiling, symbols=named),
                      key=(VERSION_TOO_NEW.code, obj.real, file))
 
     def _bytes_of(self, obj: Obj):

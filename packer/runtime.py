@@ -49,6 +49,16 @@ def rules_dir() -> Path:
     raise PolicyError("layerpack's rules/ data directory is missing", hint="reinstall layerpack")
 
 
+@functools.lru_cache(maxsize=4096)
+def version_family(version: str) -> tuple[str, tuple[int, ...]] | None:
+    """'GLIBCXX_3.4.30' -> ('GLIBCXX', (3, 4, 30)); None for other nodes (GLIBC_PRIVATE, LIBFOO_1)."""
+    m = re.fullmatch(r"([A-Z]+)_(\d+(?:\.\d+)*)", version)
+    if not m or m.group(1) not in VERSION_FAMILIES:
+        return None
+    v = parse_version(m.group(2))
+    return (m.group(1), v) if v else None
+
+
 def parse_version(text: str) -> tuple[int, ...] | None:
     """'2.34' -> (2, 34); None for UNKNOWN or anything not dotted digits."""
     if not re.fullmatch(r"\d+(\.\d+)*", text or ""):
@@ -154,6 +164,23 @@ class Runtime:
 
     def ceiling(self, family: str) -> tuple[int, ...] | None:
         return self.ceilings.get(family)
+
+    def ceiling_name(self, family: str) -> str:
+        """'GLIBC_2.34' (or 'GLIBC_?' when the data does not say)."""
+        value = self.ceiling(family)
+        return f"{family}_{'.'.join(map(str, value)) if value else '?'}"
+
+    def version_verdict(self, library: str, version: str) -> str | None:
+        """Is a need for `version` from `library` met by this runtime's copy of it?
+        "too-new", "unknown" (no ceiling in the data), or None: met, or not a library whose
+        versions the runtime data covers (GLIBC_PRIVATE, LIBSELINUX_1.0, …)."""
+        fam = version_family(version)
+        if fam is None or library not in VERSION_FAMILIES[fam[0]]:
+            return None
+        ceiling = self.ceiling(fam[0])
+        if ceiling is None:
+            return "unknown"
+        return "too-new" if fam[1] > ceiling else None
 
 
 @functools.lru_cache(maxsize=None)

@@ -36,7 +36,7 @@ from packer.elf.reader import ElfInfo, read_path
 from packer.elf.search import MISSING, SHADOWED, VENDORABLE
 from packer.errors import UsageError, VendorError
 from packer.findings import Finding, Severity, define, finding
-from packer.runtime import VERSION_FAMILIES, parse_version
+from packer.runtime import VERSION_FAMILIES, version_family
 from packer.tree import DIR, FILE, SYMLINK, open_tree
 
 LIBC_NOT_VENDORED = define("LP901", Severity.ERROR, "a glibc-family library is needed but is not vendored",
@@ -153,16 +153,10 @@ def _sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _family_need_too_new(info: ElfInfo, rt) -> list[str]:
-    out = []
-    for file, versions in info.version_needs:
-        for v in versions:
-            fam, _, num = v.partition("_")
-            if fam in VERSION_FAMILIES and file in VERSION_FAMILIES[fam]:
-                ceiling, want = rt.ceiling(fam), parse_version(num)
-                if ceiling is not None and want is not None and want > ceiling:
-                    out.append(f"{v} (from {file})")
-    return out
+def _needs_too_new(info: ElfInfo, rt) -> list[tuple[str, str]]:
+    """(version, library) pairs of `info` that the runtime cannot meet."""
+    return [(v, file) for file, versions in info.version_needs for v in versions
+            if rt.version_verdict(file, v) == "too-new"]
 
 
 def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
@@ -258,9 +252,9 @@ def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = Non
         p.copies.append(Copy(soname, host_path, real, dest, links, size, collides, reason))
         info = read_path(real)
         if not bundle_libc:
-            for need in _family_need_too_new(info, rt):
-                p.findings.append(finding(VENDORED_TOO_NEW, dest, f"{soname} from {host_path} needs {need}; {rt.name} has "
-                                          f"GLIBC_{'.'.join(map(str, rt.ceiling('GLIBC') or ()))}", library=soname))
+            for version, lib in _needs_too_new(info, rt):
+                p.findings.append(finding(VENDORED_TOO_NEW, dest, f"{soname} from {host_path} needs {version} (from {lib}); "
+                                          f"{rt.name} has {rt.ceiling_name(version_family(version)[0])}", library=soname))
 
     # --- shadowed libraries in the tree: rename them ---------------------------------------------
     for soname, (tree_path, reqs) in sorted(shadowed.items()):
@@ -285,19 +279,15 @@ def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = Non
             entry["dirs"].append(origin)
         entry["why"].add(why)
 
-    copied_paths = {posixpath.join(mount, c.dest): c for c in p.copies}
+    # vendorable libraries appear in the analysis where vendoring will put them: lib/<soname>
     placed = {posixpath.join(mount, libdir, c.soname): c for c in p.copies}
     for soname, reqs in users.items():
         target = lib_of.get(soname)
         if target is None:
             continue
         for req in reqs:
-            if req in placed:  # a vendored library needing another: same directory
-                user_rel = placed[req].dest
-            elif req in copied_paths:
-                user_rel = copied_paths[req].dest
-            else:
-                user_rel = rel(req)
+            # a vendored library needing another is patched in its own file (same directory)
+            user_rel = placed[req].dest if req in placed else rel(req)
             want_rpath(user_rel, posixpath.dirname(target), f"needs {soname}")
             if soname in renames:
                 per_file[user_rel]["replace"].append((soname, renames[soname]))

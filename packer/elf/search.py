@@ -91,6 +91,7 @@ class Edge:
     shadowed: str | None = None  # the tree copy that loses (status shadowed)
     host_path: str | None = None  # vendorable: where this host has it
     target: Obj | None = None
+    found: Found | None = field(default=None, repr=False)  # the file the loader opened, to read it
 
 
 @dataclass
@@ -135,7 +136,6 @@ class Loader:
         self.bits = bits
         self.host_finder = host_finder  # callable(name) -> host path | None, for vendorable libs
         self._elf_cache: dict[str, ElfInfo | ElfError | None] = {}
-        self._found: dict[int, Found] = {}
         self._env_steps = tuple(Step(d, "LD_LIBRARY_PATH") for d in self.ld_library_path)
         self._default_steps = tuple(Step(d, "default path") for d in self.default_dirs)
 
@@ -243,7 +243,7 @@ class Loader:
         return edge
 
     def _accept(self, edge: Edge, found: Found, via: str) -> None:
-        self._found[id(edge)] = found
+        edge.found = found
         edge.path = found.path
         edge.via = via
         edge.status = PROVIDED if found.where == "runtime" else BUNDLED
@@ -294,7 +294,7 @@ class Loader:
                     target.loader = obj
                     if target.where != "runtime":
                         try:
-                            target.info = self.elf(self._found[id(edge)])
+                            target.info = self.elf(edge.found)  # type: ignore[arg-type]
                         except ElfError:
                             target.info = None
                 elif edge.status == VENDORABLE and host_elf is not None and edge.host_path:

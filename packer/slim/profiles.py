@@ -127,9 +127,10 @@ def parse_profile(text: str, origin: str) -> tuple[dict[str, Any], list[Rule]]:
         if kind not in KINDS:
             raise PolicyError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
         match = _strs(r.get("match", []), where, "match")
+        excepted = _strs(r.get("except", []), where, "except")
         if r["action"] in ("remove", "strip-elf", "strip-beam", "hint") and not match:
             raise PolicyError(f"{where}: action {r['action']!r} needs a 'match' glob list")
-        for g in match + _strs(r.get("except", []), where, "except"):
+        for g in match + excepted:
             _check_glob(g, where)
         sib = None
         if "requires_sibling" in r:
@@ -141,7 +142,7 @@ def parse_profile(text: str, origin: str) -> tuple[dict[str, Any], list[Rule]]:
         if hint is not None and not isinstance(hint, str):
             raise PolicyError(f"{where}: 'hint' must be a string")
         rules.append(Rule(r["id"], r["tier"], r["action"], r["reason"].strip(), match,
-                          _strs(r.get("except", []), where, "except"), scope, kind, sib, hint, where))
+                          excepted, scope, kind, sib, hint, where))
     for key in ("name", "extends", "description"):
         if key in data and not isinstance(data[key], str):
             raise PolicyError(f"{origin}: {key!r} must be a string")
