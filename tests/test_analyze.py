@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from packer.analyze import analyze
 from tests.conftest import require_tool, run_cli
+from tests.trees import make_tree
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 X86 = FIX / "bin" / "x86_64"
@@ -20,21 +20,6 @@ ARM = FIX / "bin" / "aarch64"
 
 def codes(report) -> set[str]:
     return {f.code for f in report.findings}
-
-
-def layer(tmp_path: Path, files: dict[str, Path | bytes | str], name: str = "layer") -> Path:
-    root = tmp_path / name
-    root.mkdir()
-    for rel, src in files.items():
-        dst = root / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(src, Path):
-            shutil.copy2(src, dst)
-        elif isinstance(src, bytes):
-            dst.write_bytes(src)
-        else:
-            dst.symlink_to(src)
-    return root
 
 
 def patchelf(*args: str) -> None:
@@ -64,14 +49,14 @@ def test_library_found_nowhere_is_missing_with_the_ordered_search_list() -> None
 
 
 def test_bundled_copy_of_a_runtime_soname_is_shadowed(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "needs-z", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "needs-z", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
     r = analyze(tree)
     f = next(f for f in r.findings if f.code == "LP103")
     assert f.path == "lib/libz.so.1" and f.data["winner"] == "/lib64/libz.so.1"
 
 
 def test_bundled_library_on_opt_lib_is_found_via_ld_library_path(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "needs-atomic", "lib/libatomic.so.1": Path("/lib/x86_64-linux-gnu/libatomic.so.1")})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "lib/libatomic.so.1": Path("/lib/x86_64-linux-gnu/libatomic.so.1")})
     r = analyze(tree)
     edge = next(e for p in r.processes for e in p.edges if e.name == "libatomic.so.1")
     assert (edge.status, edge.path, edge.via) == ("bundled", "/opt/lib/libatomic.so.1", "LD_LIBRARY_PATH")
@@ -79,13 +64,13 @@ def test_bundled_library_on_opt_lib_is_found_via_ld_library_path(tmp_path: Path)
 
 
 def test_missing_interpreter_is_reported(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "hello"})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "hello"})
     patchelf("--set-interpreter", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", str(tree / "bootstrap"))
     assert "LP104" in codes(analyze(tree))
 
 
 def test_rpath_to_a_build_machine_directory_is_reported(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "hello"})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "hello"})
     patchelf("--force-rpath", "--set-rpath", "/home/builder/project/lib", str(tree / "bootstrap"))
     f = next(f for f in analyze(tree).findings if f.code == "LP105")
     assert f.data["entry"] == "/home/builder/project/lib"
@@ -97,7 +82,7 @@ def test_static_program_is_reported_as_such() -> None:
 
 
 def test_needed_by_path_is_reported(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "needs-z"})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "needs-z"})
     patchelf("--replace-needed", "libz.so.1", "/lib64/libz.so.1", str(tree / "bootstrap"))
     r = analyze(tree)
     assert "LP108" in codes(r)
@@ -106,7 +91,7 @@ def test_needed_by_path_is_reported(tmp_path: Path) -> None:
 
 
 def test_wrong_arch_candidate_on_the_search_path_is_skipped_and_reported(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "needs-atomic", "lib/libatomic.so.1": ARM / "chain" / "deps" / "liba.so"})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "lib/libatomic.so.1": ARM / "chain" / "deps" / "liba.so"})
     r = analyze(tree, arch="x86_64")
     assert {"LP109", "LP102"} <= codes(r)
 
@@ -150,16 +135,16 @@ def test_glibcxx_too_new_for_al2_but_fine_on_al2023() -> None:
 
 
 def test_shared_library_in_the_tree_is_checked_too(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"lib/libcxxuser.so": X86 / "libcxxuser.so"})
+    tree = make_tree(tmp_path, {"lib/libcxxuser.so": X86 / "libcxxuser.so"})
     f = next(f for f in analyze(tree, runtime="provided.al2").findings if f.code == "LP201" and f.path == "lib/libcxxuser.so")
     assert f.data["library"] == "libstdc++.so.6"
 
 
 def test_bundled_library_without_the_needed_version_is_reported(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "ver" / "needs-ver2", "lib/libver.so.1": X86 / "ver" / "libver-v1.so"})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "ver" / "needs-ver2", "lib/libver.so.1": X86 / "ver" / "libver-v1.so"})
     f = next(f for f in analyze(tree).findings if f.code == "LP202")
     assert f.data["versions"] == ["VER_2"]
-    tree2 = layer(tmp_path, {"bootstrap": X86 / "ver" / "needs-ver2", "lib/libver.so.1": X86 / "ver" / "libver-v2.so"}, "ok")
+    tree2 = make_tree(tmp_path, {"bootstrap": X86 / "ver" / "needs-ver2", "lib/libver.so.1": X86 / "ver" / "libver-v2.so"}, "ok")
     assert "LP202" not in codes(analyze(tree2))
 
 
@@ -198,7 +183,7 @@ def test_wrong_arch_for_the_target_is_an_error() -> None:
 
 
 def test_mixed_arch_tree_is_an_error(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "hello", "bin/helper": ARM / "hello"})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "hello", "bin/helper": ARM / "hello"})
     r = analyze(tree)
     assert {"LP302", "LP301"} <= codes(r) and r.runtime.arch == "x86_64"
 
@@ -214,21 +199,21 @@ def test_32_bit_program_is_an_error() -> None:
 def test_foreign_os_abi_is_an_error(tmp_path: Path) -> None:
     data = bytearray((X86 / "hello").read_bytes())
     data[7] = 9  # ELFOSABI_FREEBSD
-    tree = layer(tmp_path, {"bootstrap": bytes(data)})
+    tree = make_tree(tmp_path, {"bootstrap": bytes(data)})
     (tree / "bootstrap").chmod(0o755)
     assert "LP305" in codes(analyze(tree))
 
 
 def test_malformed_elf_is_a_finding_not_a_crash(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "hello", "lib/libbroken.so": (X86 / "needs-z").read_bytes()[:200]})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "hello", "lib/libbroken.so": (X86 / "needs-z").read_bytes()[:200]})
     assert "LP307" in codes(analyze(tree))
 
 
 # -- inputs, mounts and layers ----------------------------------------------------------------------
 
 def test_zip_input_is_read_in_place_and_matches_directory(tmp_path: Path) -> None:
-    tree = layer(tmp_path, {"bootstrap": X86 / "needs-atomic", "bin/zuser": X86 / "needs-z",
-                            "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1"), "lib/libz.so": "libz.so.1"})
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "bin/zuser": X86 / "needs-z",
+                            "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1"), "lib/libz.so": ("link", "libz.so.1")})
     z = tmp_path / "layer.zip"
     subprocess.run(["zip", "-qry", str(z), "."], cwd=tree, check=True)
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -249,8 +234,8 @@ def test_zip_with_parent_and_absolute_entries_gives_findings(tmp_path: Path) -> 
 
 
 def test_function_mount_and_other_layers(tmp_path: Path) -> None:
-    libs = layer(tmp_path, {"lib/libatomic.so.1": Path("/lib/x86_64-linux-gnu/libatomic.so.1")}, "libs")
-    fn = layer(tmp_path, {"bootstrap": X86 / "needs-atomic"}, "fn")
+    libs = make_tree(tmp_path, {"lib/libatomic.so.1": Path("/lib/x86_64-linux-gnu/libatomic.so.1")}, "libs")
+    fn = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic"}, "fn")
     r = analyze(fn, as_="function", with_layers=(str(libs),))
     edge = next(e for p in r.processes for e in p.edges if e.name == "libatomic.so.1")
     assert edge.path == "/opt/lib/libatomic.so.1" and r.mount == "/var/task"
@@ -258,9 +243,9 @@ def test_function_mount_and_other_layers(tmp_path: Path) -> None:
 
 
 def test_later_layer_wins_at_the_same_path(tmp_path: Path) -> None:
-    first = layer(tmp_path, {"bootstrap": X86 / "needs-atomic"}, "first")
-    second = layer(tmp_path, {"lib/libatomic.so.1": ARM / "chain" / "deps" / "liba.so"}, "second")
-    third = layer(tmp_path, {"lib/libatomic.so.1": Path("/lib/x86_64-linux-gnu/libatomic.so.1")}, "third")
+    first = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic"}, "first")
+    second = make_tree(tmp_path, {"lib/libatomic.so.1": ARM / "chain" / "deps" / "liba.so"}, "second")
+    third = make_tree(tmp_path, {"lib/libatomic.so.1": Path("/lib/x86_64-linux-gnu/libatomic.so.1")}, "third")
     r = analyze(first, with_layers=(str(second), str(third)))
     edge = next(e for p in r.processes for e in p.edges if e.name == "libatomic.so.1")
     assert edge.status == "bundled" and "LP109" not in codes(r)

@@ -17,6 +17,7 @@ from packer import vendor
 from packer.analyze import analyze
 from packer.elf.reader import read_path
 from tests.conftest import require_tool, run_cli
+from tests.trees import make_tree
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 X86 = FIX / "bin" / "x86_64"
@@ -40,15 +41,6 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def layer(tmp_path: Path, files: dict[str, Path], name: str = "in") -> Path:
-    root = tmp_path / name
-    for rel, src in files.items():
-        dst = root / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
-    return root
-
-
 def sandbox_run(opt: Path, argv: tuple[str, ...] = ("/opt/bootstrap",), env: dict | None = None,
                 runtime: str = "provided.al2023") -> subprocess.CompletedProcess:
     """Run with the layer at /opt and only the runtime's library set in /lib64 (bwrap)."""
@@ -70,7 +62,7 @@ def test_plan_copies_the_missing_library_with_its_soname_link_and_sets_rpath() -
 
 
 def test_vendored_binary_runs_with_only_the_runtime_library_set_and_failed_before(tmp_path: Path) -> None:
-    before = layer(tmp_path, {"bootstrap": X86 / "needs-atomic"})
+    before = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic"})
     failed = sandbox_run(before)
     assert failed.returncode != 0 and "libatomic.so.1: cannot open shared object file" in failed.stderr
     out = tmp_path / "out"
@@ -86,7 +78,7 @@ def test_vendored_binary_runs_with_only_the_runtime_library_set_and_failed_befor
 
 def test_transitive_closure_from_a_sysroot_runs(tmp_path: Path) -> None:
     sysroot = FIX / "sysroot" / "x86_64"
-    src = layer(tmp_path, {"bootstrap": X86 / "needs-fix1"})
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-fix1"})
     p = vendor.plan(src, sysroot=sysroot)
     assert {c.soname for c in p.copies} == {"libfix1.so.1", "libfix2.so.1"}
     assert ("lib/libfix1.so.1", ("$ORIGIN",)) in [(op.rel, op.patch.rpath) for op in p.patches]
@@ -97,7 +89,7 @@ def test_transitive_closure_from_a_sysroot_runs(tmp_path: Path) -> None:
 
 
 def test_bundled_copy_of_a_runtime_soname_is_renamed_and_wins(tmp_path: Path) -> None:
-    src = layer(tmp_path, {"bootstrap": X86 / "needs-z", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-z", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
     assert "LP103" in {f.code for f in analyze(src).findings}
     p = vendor.plan(src)
     (move,) = p.moves
@@ -118,7 +110,7 @@ def test_bundled_copy_of_a_runtime_soname_is_renamed_and_wins(tmp_path: Path) ->
 def test_vendored_libstdcxx_is_not_shadowed_by_runtime_copy(tmp_path: Path) -> None:
     """The libstdc++ case: renamed and NEEDED rewritten; and layerpack also sees that Debian 12's
     libstdc++ itself needs GLIBC_2.36, which AL2023 lacks, so it refuses to write a broken layer."""
-    src = layer(tmp_path, {"bootstrap": X86 / "needs-glibcxx", "lib/libstdc++.so.6": Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")})
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-glibcxx", "lib/libstdc++.so.6": Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")})
     assert "LP103" in {f.code for f in analyze(src).findings}
     p = vendor.plan(src)
     (move,) = p.moves
@@ -157,7 +149,7 @@ def test_vendored_library_needing_a_newer_glibc_is_caught() -> None:
 
 
 def test_bundle_libc_starts_a_program_needing_a_newer_glibc(tmp_path: Path) -> None:
-    src = layer(tmp_path, {"bootstrap": X86 / "needs-glibc236"})
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-glibc236"})
     assert "LP201" in {f.code for f in analyze(src).findings}
     p = vendor.plan(src, bundle_libc=True)
     assert {c.soname for c in p.copies} >= {"libc.so.6", "ld-linux-x86-64.so.2"}
@@ -176,7 +168,7 @@ def test_bundle_libc_starts_a_program_needing_a_newer_glibc(tmp_path: Path) -> N
 
 
 def test_arm64_fixture_is_vendored_and_reanalysed_on_x86_64(tmp_path: Path) -> None:
-    src = layer(tmp_path, {"bootstrap": ARM / "needs-atomic"})
+    src = make_tree(tmp_path, {"bootstrap": ARM / "needs-atomic"})
     p = vendor.plan(src)
     assert p.arch == "arm64" and p.copies[0].real.startswith("/usr/aarch64-linux-gnu/")
     before = read_path(src / "bootstrap")
@@ -190,7 +182,7 @@ def test_arm64_fixture_is_vendored_and_reanalysed_on_x86_64(tmp_path: Path) -> N
 
 
 def test_vendoring_twice_is_byte_identical_and_leaves_the_input_unchanged(tmp_path: Path) -> None:
-    src = layer(tmp_path, {"bootstrap": X86 / "needs-fix1", "bin/other": X86 / "needs-fix1"})
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-fix1", "bin/other": X86 / "needs-fix1"})
     before = tree_digest(src)
     for name in ("a", "b"):
         res = run_cli("vendor", str(src), "--out", str(tmp_path / name), "--sysroot", str(FIX / "sysroot" / "x86_64"), "--strip")
@@ -235,7 +227,7 @@ def test_hashed_names_keep_the_so_suffix(soname: str, expected: str) -> None:
 
 
 def test_zip_input_is_vendored_into_a_directory(tmp_path: Path) -> None:
-    src = layer(tmp_path, {"bootstrap": X86 / "needs-atomic", "share/data.txt": X86 / "hello"})
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "share/data.txt": X86 / "hello"})
     (src / "lib").mkdir()
     (src / "lib" / "libalias.so").symlink_to("../share/data.txt")
     z = tmp_path / "in.zip"
@@ -249,14 +241,14 @@ def test_zip_input_is_vendored_into_a_directory(tmp_path: Path) -> None:
 
 
 def test_in_place_changes_the_input_directory_only_when_asked(tmp_path: Path) -> None:
-    src = layer(tmp_path, {"bootstrap": X86 / "needs-atomic"})
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic"})
     res = run_cli("vendor", str(src), "--in-place")
     assert res.returncode == 0 and (src / "lib" / "libatomic.so.1").exists()
     assert read_path(src / "bootstrap").rpath == ("$ORIGIN/lib",)
 
 
 def test_bundle_libc_follows_a_bootstrap_link_to_the_program(tmp_path: Path) -> None:
-    src = layer(tmp_path, {"bin/app": X86 / "needs-glibc236"})
+    src = make_tree(tmp_path, {"bin/app": X86 / "needs-glibc236"})
     (src / "bootstrap").symlink_to("bin/app")
     p = vendor.plan(src, bundle_libc=True)
     assert p.wrapper is not None and p.wrapper.program == "bin/app" and not p.wrapper.move
