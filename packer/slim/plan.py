@@ -392,7 +392,7 @@ def plan(path: str | Path, profile: Profile, options: SlimOptions = SlimOptions(
                 if out != data:
                     actions.append(Action(r.id, STRIP_BEAM, rel, len(data), len(out)))
         elif r.action == "strip-elf":
-            no_tool: list[str] = []
+            no_tool: list[tuple[str, str]] = []
             for rel in survivors:
                 e = entries[rel]
                 if e.kind != FILE or e.size < 64 or not _matches(r, rel, e.kind, bases[r.id], entries):
@@ -407,9 +407,10 @@ def plan(path: str | Path, profile: Profile, options: SlimOptions = SlimOptions(
                 elif c.reason in ("grafted", "hashed"):
                     findings.append(finding(ELF_GRAFTED, rel, f"not stripped: {c.detail}"))
                 elif c.reason == "no-strip":
-                    no_tool.append(rel)
+                    no_tool.append((rel, c.detail))
             if no_tool:
-                findings.append(finding(NO_STRIP, no_tool[0], f"{len(no_tool)} ELF file(s) would shrink but no binutils strip can handle them: {c.detail}"))
+                machines = ", ".join(sorted({detail for _, detail in no_tool}))
+                findings.append(finding(NO_STRIP, no_tool[0][0], f"{len(no_tool)} ELF file(s) would shrink but no binutils strip can handle them: {machines}"))
         elif r.action == "rewrite-rootdir":
             for root_ in graph.roots:
                 if root_.kind != "otp":

@@ -1,0 +1,250 @@
+"""The plan of `layerpack vendor`: pure, read-only, what `--dry-run` prints.
+
+Computed from the analysis: the transitive closure of libraries Lambda lacks, the runtime libraries
+that are too old for the program (their host copy is vendored under a content-hash name, as
+auditwheel does, so no `/lib64` copy can shadow it), and libraries the tree already has but cannot
+reach (fixed with an RPATH, not copied again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from packer.analyze import Report, analyze
+from packer.elf.hostlibs import HostLibraries
+from packer.elf.patcher import Patch
+from packer.elf.reader import ElfInfo, read_path
+from packer.elf.search import MISSING, SHADOWED, VENDORABLE
+from packer.findings import finding
+from packer.runtime import version_family
+from packer.vendor.bundle import wrapper
+from packer.vendor.model import (
+    GLIBC_FAMILY,
+    HOST_TOO_OLD,
+    LIBC_NOT_VENDORED,
+    NOT_VENDORABLE,
+    PAYLOAD_NOT_PATCHED,
+    VENDORED_TOO_NEW,
+    Copy,
+    Move,
+    PatchOp,
+    VendorPlan,
+    hashed_name,
+    sha256_file,
+)
+
+
+def _needs_too_new(info: ElfInfo, rt) -> list[tuple[str, str]]:
+    """(version, library) pairs of `info` that the runtime cannot meet."""
+    return [(v, file) for file, versions in info.version_needs for v in versions
+            if rt.version_verdict(file, v) == "too-new"]
+
+
+def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
+         sysroot: str | Path | None = None, bundle_libc: bool = False, strip: bool = False,
+         report: Report | None = None) -> VendorPlan:
+    """What vendoring would copy, rename and patch. Reads the input; changes nothing."""
+    report = report or analyze(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot)
+    rt = report.runtime
+    libdir = "lib"
+    p = VendorPlan(str(path), rt.name, rt.arch, report.mount, libdir, strip=strip, bundle_libc=bundle_libc)
+    host = HostLibraries(rt.machine, 64, "little", Path(sysroot) if sysroot else None)
+    mount = report.mount
+
+    def rel(abs_path: str) -> str:
+        return abs_path[len(mount) + 1:] if abs_path.startswith(mount + "/") else abs_path
+
+    # --- what to copy: libraries Lambda lacks, and runtime libraries too old for their users ----
+    wanted: dict[str, tuple[str, str]] = {}  # soname -> (host path, reason)
+    users: dict[str, set[str]] = {}  # soname -> requesters (absolute Lambda paths)
+    unreachable: dict[str, set[str]] = {}  # tree path of the library -> requesters
+    shadowed: dict[str, tuple[str, set[str]]] = {}  # soname -> (tree path that loses, requesters)
+    tree_by_name = _tree_libraries(report)
+    for proc in report.processes:
+        for e in proc.edges:
+            if e.status == VENDORABLE and e.host_path:
+                wanted.setdefault(e.name, (e.host_path, "missing on Lambda"))
+                users.setdefault(e.name, set()).add(e.requester)
+            elif e.status == MISSING:
+                in_tree = tree_by_name.get(e.name)
+                if in_tree:
+                    unreachable.setdefault(in_tree, set()).add(e.requester)
+                else:
+                    p.findings.append(finding(NOT_VENDORABLE, rel(e.requester),
+                                              f"{rel(e.requester)} needs {e.name}, which is neither on {rt.name} nor on this machine",
+                                              library=e.name))
+            elif e.status == SHADOWED and e.shadowed:
+                shadowed.setdefault(e.name, (e.shadowed, set()))[1].add(e.requester)
+    too_old: dict[str, set[str]] = {}
+    for f in report.findings:
+        if f.code == "LP201":
+            lib = f.data.get("library", "")
+            if lib in GLIBC_FAMILY:
+                if not bundle_libc:
+                    p.findings.append(finding(LIBC_NOT_VENDORED, f.path, f"{f.message}; glibc is not vendored by default",
+                                              library=lib))
+            else:
+                too_old.setdefault(lib, set()).add(posixpath.join(mount, f.path) if not f.path.startswith("/") else f.path)
+    for lib, reqs in too_old.items():
+        hit = host.find(lib)
+        if hit is None:
+            p.findings.append(finding(HOST_TOO_OLD, lib, f"{lib} on {rt.name} is too old and this machine has no copy", library=lib))
+            continue
+        info = read_path(hit.real)
+        needed = {v for r in reqs for v in _needs_of(report, r, lib)}
+        missing = sorted(v for v in needed if v not in info.version_defs)
+        if missing:
+            p.findings.append(finding(HOST_TOO_OLD, lib, f"{hit.path} does not define {', '.join(missing)} either", library=lib))
+            continue
+        wanted[lib] = (str(hit.path), f"the runtime's copy is too old ({', '.join(sorted(needed))})")
+        users.setdefault(lib, set()).update(reqs)
+
+    # --- the glibc family --------------------------------------------------------------------------
+    if bundle_libc:
+        for proc in report.processes:
+            for e in proc.edges:
+                if e.name in GLIBC_FAMILY and e.name not in wanted and e.status != "loaded":
+                    hit = host.find(e.name)
+                    if hit is not None:
+                        wanted[e.name] = (str(hit.path), "--bundle-libc")
+                        users.setdefault(e.name, set()).add(e.requester)
+    else:
+        for soname in [s for s in wanted if s in GLIBC_FAMILY]:
+            host_path, _ = wanted.pop(soname)
+            p.findings.append(finding(LIBC_NOT_VENDORED, soname, f"{soname} is needed and missing on {rt.name}; this machine's copy "
+                                      f"({host_path}) is part of glibc", library=soname))
+
+    # --- copies: real file once, soname links kept; hashed name when a runtime copy would win ----
+    for soname in sorted(wanted):
+        host_path, reason = wanted[soname]
+        real = os.path.realpath(host_path)
+        collides = any(rt.has_library(posixpath.join(d, soname))
+                       for d in (*rt.ld_library_path, *rt.default_dirs) if not d.startswith(mount))
+        if bundle_libc and soname in GLIBC_FAMILY:
+            collides = False  # the wrapper's --library-path puts lib/ first
+        size = os.path.getsize(real)
+        if collides:
+            dest = posixpath.join(libdir, hashed_name(soname, sha256_file(real)))
+            links: tuple[str, ...] = ()
+        else:
+            base = os.path.basename(real)
+            dest = posixpath.join(libdir, base if base.startswith(soname.split(".so")[0]) else soname)
+            links = (posixpath.join(libdir, soname),) if posixpath.basename(dest) != soname else ()
+        p.copies.append(Copy(soname, host_path, real, dest, links, size, collides, reason))
+        info = read_path(real)
+        if not bundle_libc:
+            for version, lib in _needs_too_new(info, rt):
+                p.findings.append(finding(VENDORED_TOO_NEW, dest, f"{soname} from {host_path} needs {version} (from {lib}); "
+                                          f"{rt.name} has {rt.ceiling_name(version_family(version)[0])}", library=soname))
+
+    # --- shadowed libraries in the tree: rename them ---------------------------------------------
+    for soname, (tree_path, reqs) in sorted(shadowed.items()):
+        src = rel(tree_path)
+        host_file = report_tree_file(report, src)
+        digest = sha256_file(host_file) if host_file else hashlib.sha256(src.encode()).hexdigest()
+        new = hashed_name(soname, digest)
+        p.moves.append(Move(src, posixpath.join(posixpath.dirname(src), new), soname, new))
+        users.setdefault(soname, set()).update(reqs)
+
+    # --- patches -----------------------------------------------------------------------------------
+    renames = {c.soname: posixpath.basename(c.dest) for c in p.copies if c.renamed}
+    renames.update({m.soname: m.new_soname for m in p.moves})
+    lib_of = {c.soname: c.dest for c in p.copies} | {m.soname: m.dest for m in p.moves}
+    per_file: dict[str, dict[str, Any]] = {}
+
+    def want_rpath(user_rel: str, target_dir: str, why: str) -> None:
+        entry = per_file.setdefault(user_rel, {"dirs": [], "replace": [], "why": set()})
+        d = posixpath.relpath(target_dir, posixpath.dirname(user_rel) or ".")
+        origin = "$ORIGIN" if d == "." else f"$ORIGIN/{d}"
+        if origin not in entry["dirs"]:
+            entry["dirs"].append(origin)
+        entry["why"].add(why)
+
+    # vendorable libraries appear in the analysis where vendoring will put them: lib/<soname>
+    placed = {posixpath.join(mount, libdir, c.soname): c for c in p.copies}
+    for soname, reqs in users.items():
+        target = lib_of.get(soname)
+        if target is None:
+            continue
+        for req in reqs:
+            # a vendored library needing another is patched in its own file (same directory)
+            user_rel = placed[req].dest if req in placed else rel(req)
+            want_rpath(user_rel, posixpath.dirname(target), f"needs {soname}")
+            if soname in renames:
+                per_file[user_rel]["replace"].append((soname, renames[soname]))
+    for lib_path, reqs in unreachable.items():
+        for req in reqs:
+            want_rpath(rel(req), posixpath.dirname(rel(lib_path)), f"reach {rel(lib_path)}")
+
+    payload_files = {f.rel for f in report.elf_files if f.info is not None and f.info.has_payload}
+    existing = {f.rel: f.info for f in report.elf_files if f.info is not None}
+    for user_rel, entry in sorted(per_file.items()):
+        if user_rel in payload_files:
+            p.findings.append(finding(PAYLOAD_NOT_PATCHED, user_rel, f"{user_rel} carries a payload; it is not patched"))
+            continue
+        old = existing.get(user_rel)
+        keep = [r for r in (old.rpath + old.runpath if old else ()) if r.startswith("$ORIGIN") or r.startswith("${ORIGIN}")
+                or r.startswith(mount + "/")]
+        rpath = tuple(dict.fromkeys([*entry["dirs"], *keep]))
+        p.patches.append(PatchOp(user_rel, Patch(rpath=rpath, replace_needed=tuple(sorted(set(entry["replace"])))),
+                                 "; ".join(sorted(entry["why"]))))
+    for c in p.copies:
+        if c.renamed:
+            p.patches.append(PatchOp(c.dest, Patch(soname=posixpath.basename(c.dest)), "renamed so the runtime's copy cannot shadow it"))
+    for m in p.moves:
+        p.patches.append(PatchOp(m.dest, Patch(soname=m.new_soname), "renamed so the runtime's copy cannot shadow it"))
+    _merge_patches(p)
+
+    if bundle_libc:
+        p.wrapper = wrapper(report, p, host)
+    return p
+
+
+def _merge_patches(p: VendorPlan) -> None:
+    """One patchelf call per file: fold the edits of several PatchOps on the same file together."""
+    merged: dict[str, PatchOp] = {}
+    for op in p.patches:
+        prev = merged.get(op.rel)
+        if prev is None:
+            merged[op.rel] = op
+            continue
+        a, b = prev.patch, op.patch
+        merged[op.rel] = PatchOp(op.rel, Patch(rpath=a.rpath if a.rpath is not None else b.rpath,
+                                               replace_needed=tuple(sorted(set(a.replace_needed) | set(b.replace_needed))),
+                                               soname=a.soname or b.soname, interpreter=a.interpreter or b.interpreter),
+                                 f"{prev.reason}; {op.reason}")
+    p.patches = sorted(merged.values(), key=lambda o: o.rel)
+
+
+def _needs_of(report: Report, requester: str, lib: str) -> set[str]:
+    rel = requester[len(report.mount) + 1:] if requester.startswith(report.mount + "/") else requester
+    for f in report.elf_files:
+        if f.rel == rel and f.info is not None:
+            return set(f.info.needs_for(lib))
+    return set()
+
+
+def _tree_libraries(report: Report) -> dict[str, str]:
+    """soname/file name -> absolute Lambda path, for every shared library in the analysed tree."""
+    out: dict[str, str] = {}
+    for f in report.elf_files:
+        if f.info is None or f.info.is_program:
+            continue
+        out.setdefault(posixpath.basename(f.rel), f.path)
+        if f.info.soname:
+            out.setdefault(f.info.soname, f.path)
+    return out
+
+
+def report_tree_file(report: Report, rel: str) -> Path | None:
+    """The input's own copy of a tree file on disk (None for zip inputs)."""
+    src = Path(report.input)
+    if src.is_dir():
+        return src / rel
+    return None
+
+
