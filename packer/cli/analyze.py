@@ -44,7 +44,7 @@ def analyze_cmd(path: str, runtime: str | None, arch: str | None, as_: str, with
     if as_json:  # indented for a person at a terminal; compact (C encoder, 5x faster) for a pipe
         click.echo(json.dumps(report.to_json(), indent=2 if sys.stdout.isatty() else None))
     else:
-        render_analysis(report, console(), verbose=verbose)
+        render_analysis(report, verbose=verbose)
     sys.exit(EXIT_FINDINGS if any(f.severity is Severity.ERROR for f in report.findings) else EXIT_CLEAN)
 
 
