@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from packer.elf.reader import read_path
+from packer.elf.reader import InfoMemo
 from packer.errors import ElfError
 
 # Debian/Ubuntu multiarch triplets and the Fedora/AL-style lib64 layout, per ELF machine name.
@@ -89,7 +89,9 @@ class HostLibrary:
 class HostLibraries:
     """Cached lookups of sonames for one machine/class/endianness on the host or a sysroot."""
 
-    def __init__(self, machine: str, bits: int, endian: str = "little", sysroot: Path | None = None) -> None:
+    def __init__(self, machine: str, bits: int, endian: str = "little", sysroot: Path | None = None,
+                 memo: InfoMemo | None = None) -> None:
+        self.memo = memo or InfoMemo()
         self.machine = machine
         self.bits = bits
         self.endian = endian
@@ -103,10 +105,8 @@ class HostLibraries:
         found = None
         for d in self.dirs:
             p = d / name
-            if not p.exists():
-                continue
-            try:
-                info = read_path(p)
+            try:  # a missing file fails the open: no separate exists() (one syscall per directory)
+                info = self.memo.read_path(p)
             except ElfError:
                 continue
             if info.bits == self.bits and info.endian == self.endian and info.machine_name == self.machine:

@@ -138,6 +138,7 @@ class Loader:
         self._elf_cache: dict[str, ElfInfo | ElfError | None] = {}
         self._env_steps = tuple(Step(d, "LD_LIBRARY_PATH") for d in self.ld_library_path)
         self._default_steps = tuple(Step(d, "default path") for d in self.default_dirs)
+        self._searched: dict[tuple[str, tuple[Step, ...]], Edge] = {}
 
     def cached(self) -> dict[str, ElfInfo]:
         return {k: v for k, v in self._elf_cache.items() if isinstance(v, ElfInfo)}
@@ -198,6 +199,23 @@ class Loader:
         return None
 
     def search(self, name: str, requester: Obj, main: Obj | None) -> Edge:
+        """The edge for `requester` needing `name`. The outcome depends only on the name and the
+        search steps (the file system does not change during a run), so it is memoised on them
+        (measured: 4,849 searches for /usr/lib/x86_64-linux-gnu, ~600 distinct)."""
+        if "/" in name:
+            return self._search(name, requester, main)
+        steps = self.steps_for(requester, main)
+        key = (name, tuple(steps))
+        done = self._searched.get(key)
+        if done is None:
+            done = self._searched[key] = self._search(name, requester, main, steps)
+        target = done.target
+        if target is not None:
+            target = Obj(target.path, target.real, target.where, None, label=target.label)
+        return Edge(requester.path, name, done.status, done.path, done.via, done.searched, done.skipped,
+                    done.shadowed, done.host_path, target, done.found)
+
+    def _search(self, name: str, requester: Obj, main: Obj | None, steps: list[Step] | None = None) -> Edge:
         edge = Edge(requester.path, name, MISSING)
         if "/" in name:  # a path dependency: opened as is, relative to the working directory
             path = name if name.startswith("/") else posixpath.join(self.fs.cwd, name)
@@ -206,7 +224,7 @@ class Loader:
             if found is not None:
                 self._accept(edge, found, "path in DT_NEEDED")
             return edge
-        steps = self.steps_for(requester, main)
+        steps = steps if steps is not None else self.steps_for(requester, main)
         seen_dirs: set[str] = set()
         for i, step in enumerate(steps):
             if step.dir in seen_dirs:

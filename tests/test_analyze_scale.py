@@ -1,0 +1,39 @@
+"""analyze on big trees: each file read once, results independent of how the work is shared out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from packer.analyze import analyze
+from tests.trees import make_tree
+
+X86 = Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "x86_64"
+
+
+def test_hard_linked_copies_are_read_once_and_share_their_header_facts(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path, {"bin/a": X86 / "needs-z", "lib/libatomic.so.1": Path("/lib/x86_64-linux-gnu/libatomic.so.1")})
+    for copy in ("b", "c", "d"):
+        os.link(tree / "bin/a", tree / "bin" / copy)
+    report = analyze(tree)
+    infos = {f.rel: f.info for f in report.elf_files}
+    assert {"bin/a", "bin/b", "bin/c", "bin/d"} <= set(infos)
+    assert infos["bin/a"] is infos["bin/b"] is infos["bin/c"] is infos["bin/d"]
+    assert infos["bin/a"] is not infos["lib/libatomic.so.1"]
+
+
+def test_a_host_library_that_is_also_in_the_tree_is_read_once(tmp_path: Path) -> None:
+    # analysing a copy of a system directory: the vendorable host copy is the tree's own inode
+    tree = make_tree(tmp_path, {"bin/atomic": X86 / "needs-atomic"})
+    host = Path("/lib/x86_64-linux-gnu/libatomic.so.1").resolve()
+    try:
+        os.link(host, tree / "libatomic-linked.so")
+    except OSError:
+        pytest.skip("the system library is on another file system than the test's tree")
+    report = analyze(tree)
+    proc = next(p for p in report.processes if p.root.path.endswith("bin/atomic"))
+    host_obj = next(o for o in proc.objects if o.where == "host")
+    linked = next(f for f in report.elf_files if f.rel == "libatomic-linked.so")
+    assert host_obj.info is linked.info and linked.info.soname == "libatomic.so.1"
