@@ -58,6 +58,10 @@ NODE_LAYOUT = define("LP422", Severity.ERROR, "node layer modules are not under 
                      "put modules in nodejs/node_modules (or nodejs/node22/node_modules)")
 LIBRARY_LAYER = define("LP423", Severity.INFO, "no bootstrap: treated as a library layer",
                        "pass --kind runtime if this layer is meant to be the custom runtime")
+ZIP_CONFLICT = define("LP424", Severity.ERROR, "zip member would be written through a link or under a file",
+                      "rebuild the zip with `layerpack build`: unzipping it writes outside the layer or fails half-way")
+ZIP_UNSUPPORTED = define("LP425", Severity.ERROR, "zip member is encrypted or uses an unsupported compression method",
+                         "rebuild the zip without encryption, with deflate or store (`layerpack build`)")
 
 # Shell words that are not commands to look up on PATH.
 _SHELL_WORDS = frozenset(
@@ -109,7 +113,8 @@ def layout_findings(tree: Tree, rt: Runtime, kind: str = "auto", *, fs: LambdaFS
 
 
 def _problem_findings(tree: Tree) -> list[Finding]:
-    codes = {"parent-ref": ZIP_PARENT_REF, "absolute": ZIP_ABSOLUTE, "duplicate": ZIP_DUPLICATE, "unreadable": UNREADABLE}
+    codes = {"parent-ref": ZIP_PARENT_REF, "absolute": ZIP_ABSOLUTE, "duplicate": ZIP_DUPLICATE, "unreadable": UNREADABLE,
+             "conflict": ZIP_CONFLICT, "unsupported": ZIP_UNSUPPORTED}
     return [finding(codes[p.reason], p.path, f"{p.path}: {p.detail}") for p in tree.problems]
 
 

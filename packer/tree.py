@@ -12,9 +12,11 @@ import os
 import posixpath
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from packer.elf.reader import BytesSource, FileSource, Source
 from packer.errors import InputError
@@ -24,6 +26,40 @@ FILE, DIR, SYMLINK, SPECIAL = "file", "dir", "symlink", "special"
 # be at most 262,144,000 bytes, so a real member cannot legitimately exceed it).
 MAX_MEMBER_READ = 262_144_000
 MAX_LINK_HOPS = 40  # glibc and the kernel give up after 40 symlinks (ELOOP)
+# Everything zipfile raises on a member it cannot decode: corrupt deflate data (zlib.error), an
+# unsupported method (NotImplementedError), encryption (RuntimeError), a bad CRC (BadZipFile),
+# truncation (EOFError), and a name missing from the directory (KeyError).
+ZIP_READ_ERRORS = (OSError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError,
+                   zlib.error, ValueError)
+SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what Lambda's unzip is known to take
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class _GuardedZipStream:
+    """A zip member stream whose decoding errors are InputError (one line), not tracebacks."""
+
+    def __init__(self, fh: BinaryIO, origin: str, rel: str) -> None:
+        self._fh, self._origin, self._rel = fh, origin, rel
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._fh.read(n)
+        except ZIP_READ_ERRORS as exc:
+            raise InputError(f"{self._origin}: cannot read {self._rel}: {_why(exc)}") from exc
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> _GuardedZipStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -40,7 +76,7 @@ class Problem:
     """An entry that cannot be part of a layer at all (bad zip name, unreadable file)."""
 
     path: str
-    reason: str  # "parent-ref" | "absolute" | "unreadable" | "duplicate"
+    reason: str  # "parent-ref" | "absolute" | "unreadable" | "duplicate" | "conflict" | "unsupported"
     detail: str
 
 
@@ -54,6 +90,7 @@ class Tree:
     problems: list[Problem] = field(default_factory=list)
     _root: Path | None = None
     _zip: zipfile.ZipFile | None = None
+    _members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)  # normalised name -> member
     _single: Path | None = None
 
     # -- reading -------------------------------------------------------------------------------
@@ -65,29 +102,31 @@ class Tree:
             return self._root / rel
         return None
 
-    def read_head(self, rel: str, n: int = 4) -> bytes:
+    def open(self, rel: str) -> BinaryIO:
+        """A stream of the entry's bytes. Never blocks (a FIFO swapped in is refused) and never
+        follows a link in the last component; zip decoding errors surface as InputError on read."""
         try:
             if self._zip is not None:
-                with self._zip.open(rel) as fh:
-                    return fh.read(n)
-            p = self.host_path(rel)
-            with open(p, "rb") as fh:  # type: ignore[arg-type]
-                return fh.read(n)
-        except (OSError, KeyError, zipfile.BadZipFile, RuntimeError) as exc:
-            raise InputError(f"{self.origin}: cannot read {rel}: {exc}") from exc
+                return _GuardedZipStream(self._zip.open(self._members.get(rel, rel)), self.origin, rel)
+            fd = os.open(self.host_path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # type: ignore[arg-type]
+        except ZIP_READ_ERRORS as exc:
+            raise InputError(f"{self.origin}: cannot read {rel}: {_why(exc)}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"{self.origin}: cannot read {rel}: not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+
+    def read_head(self, rel: str, n: int = 4) -> bytes:
+        with self.open(rel) as fh:
+            return fh.read(n)
 
     def read_bytes(self, rel: str, limit: int = MAX_MEMBER_READ) -> bytes:
         entry = self.entries[rel]
         if entry.size > limit:
             raise InputError(f"{self.origin}: {rel} is larger than {limit} bytes")
-        try:
-            if self._zip is not None:
-                with self._zip.open(rel) as fh:
-                    data = fh.read(limit + 1)
-            else:
-                data = self.host_path(rel).read_bytes()  # type: ignore[union-attr]
-        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
-            raise InputError(f"{self.origin}: cannot read {rel}: {exc}") from exc
+        with self.open(rel) as fh:
+            data = fh.read(limit + 1)
         if len(data) > limit:
             raise InputError(f"{self.origin}: {rel} inflates past {limit} bytes")
         return data
@@ -98,15 +137,8 @@ class Tree:
         if self._zip is not None:
             yield BytesSource(self.read_bytes(rel))
             return
-        p = self.host_path(rel)
-        try:
-            fd = os.open(p, os.O_RDONLY)  # type: ignore[arg-type]
-        except OSError as exc:
-            raise InputError(f"{self.origin}: cannot read {rel}: {exc.strerror}") from exc
-        try:
-            yield FileSource(fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
+        with self.open(rel) as fh:
+            yield FileSource(fh.fileno(), os.fstat(fh.fileno()).st_size)
 
     def files(self) -> Iterator[Entry]:
         for e in self.entries.values():
@@ -195,50 +227,94 @@ def _walk_dir(root: Path, progress: Callable[[int], None] | None) -> tuple[dict[
     return entries, problems
 
 
-def _read_zip(zf: zipfile.ZipFile, origin: str) -> tuple[dict[str, Entry], list[Problem]]:
+def _zip_kind_mode(info: zipfile.ZipInfo) -> tuple[str, int]:
+    unix = info.create_system == 3
+    mode_full = (info.external_attr >> 16) if unix else 0
+    if stat.S_ISLNK(mode_full):
+        kind = SYMLINK
+    elif info.filename.endswith("/") or stat.S_ISDIR(mode_full):
+        kind = DIR
+    elif unix and stat.S_IFMT(mode_full) in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK):
+        kind = SPECIAL  # (no type bits at all, as Python's writestr leaves them, means a file)
+    else:
+        kind = FILE
+    if unix and mode_full:
+        return kind, stat.S_IMODE(mode_full)
+    return kind, (0o755 if kind == DIR else 0o644)  # DOS/Windows zips carry no Unix mode
+
+
+def _zip_name_problem(name: str) -> Problem | None:
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return Problem(name, "absolute", "zip entry has an absolute path")
+    norm = posixpath.normpath(name)
+    if norm == ".." or norm.startswith("../") or "/../" in f"/{name}/":
+        return Problem(name, "parent-ref", "zip entry climbs out of the layer with '..'")
+    return None
+
+
+def _zip_member_problem(info: zipfile.ZipInfo, norm: str, kind: str) -> Problem | None:
+    if info.flag_bits & 0x1:
+        return Problem(norm, "unsupported", "the member is encrypted; Lambda cannot unzip it")
+    if kind != DIR and info.compress_type not in SUPPORTED_METHODS:
+        return Problem(norm, "unsupported", f"compression method {info.compress_type} (only store and deflate unzip everywhere)")
+    if kind == SYMLINK and info.file_size > 4096:
+        return Problem(norm, "unreadable", "symlink target longer than 4096 bytes")
+    return None
+
+
+def _zip_conflict(entries: dict[str, Entry], norm: str, kind: str) -> Problem | None:
+    """A name that is both a file (or link) and a directory, or a member under a link: unzipping
+    it writes through the link (anywhere on the machine) or fails half-way."""
+    old = entries.get(norm)
+    if old is not None and (old.kind == DIR) != (kind == DIR):
+        return Problem(norm, "conflict", f"the zip holds {norm} both as a directory and as a {kind if old.kind == DIR else old.kind}")
+    parent = posixpath.dirname(norm)
+    while parent:
+        above = entries.get(parent)
+        if above is not None and above.kind != DIR:
+            via = "through the symlink" if above.kind == SYMLINK else "under the file"
+            return Problem(norm, "conflict", f"{norm} would be written {via} {parent}")
+        parent = posixpath.dirname(parent)
+    return None
+
+
+def _read_zip(zf: zipfile.ZipFile, origin: str) -> tuple[dict[str, Entry], list[Problem], dict[str, zipfile.ZipInfo]]:
     entries: dict[str, Entry] = {}
+    members: dict[str, zipfile.ZipInfo] = {}
     problems: list[Problem] = []
     for info in zf.infolist():
         name = info.filename
-        if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-            problems.append(Problem(name, "absolute", "zip entry has an absolute path"))
+        bad = _zip_name_problem(name)
+        if bad is not None:
+            problems.append(bad)
             continue
-        norm = posixpath.normpath(name)
-        if norm == ".." or norm.startswith("../") or "/../" in f"/{name}/":
-            problems.append(Problem(name, "parent-ref", "zip entry climbs out of the layer with '..'"))
+        norm = posixpath.normpath(name).lstrip("/")
+        if norm in (".", ""):
             continue
-        if norm == ".":
+        kind, mode = _zip_kind_mode(info)
+        bad = _zip_member_problem(info, norm, kind) or _zip_conflict(entries, norm, kind)
+        if bad is not None:
+            problems.append(bad)
             continue
-        unix = info.create_system == 3
-        mode_full = (info.external_attr >> 16) if unix else 0
-        is_dir = name.endswith("/") or stat.S_ISDIR(mode_full)
-        if stat.S_ISLNK(mode_full):
-            kind = SYMLINK
-        elif is_dir:
-            kind = DIR
-        elif unix and stat.S_IFMT(mode_full) in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK):
-            kind = SPECIAL  # (no type bits at all, as Python's writestr leaves them, means a file)
-        else:
-            kind = FILE
-        if unix and mode_full:
-            mode = stat.S_IMODE(mode_full)
-        else:  # DOS/Windows zips carry no Unix mode; Lambda then sees no exec bit
-            mode = 0o755 if kind == DIR else 0o644
         link = None
         if kind == SYMLINK:
-            if info.file_size > 4096:
-                problems.append(Problem(norm, "unreadable", "symlink target longer than 4096 bytes"))
+            try:
+                link = zf.read(info).decode("utf-8", "surrogateescape")
+            except ZIP_READ_ERRORS as exc:
+                problems.append(Problem(norm, "unreadable", f"cannot read the link target: {_why(exc)}"))
                 continue
-            link = zf.read(info).decode("utf-8", "surrogateescape")
         if norm in entries and entries[norm].kind != DIR:
             problems.append(Problem(norm, "duplicate", "the zip holds this name twice; unzip keeps the last"))
-        entries[norm] = Entry(norm, kind, info.file_size if kind == FILE else (len(link.encode()) if link else 0), mode, link)
+        size = info.file_size if kind == FILE else (len(link.encode("utf-8", "surrogateescape")) if link else 0)
+        entries[norm] = Entry(norm, kind, size, mode, link)
+        if kind != DIR:
+            members[norm] = info
         # implicit parent directories (zips need not list them)
         parent = posixpath.dirname(norm)
         while parent and parent not in entries:
             entries[parent] = Entry(parent, DIR, 0, 0o755)
             parent = posixpath.dirname(parent)
-    return entries, problems
+    return entries, problems, members
 
 
 def open_tree(path: str | os.PathLike, *, progress: Callable[[int], None] | None = None) -> Tree:
@@ -263,9 +339,13 @@ def open_tree(path: str | os.PathLike, *, progress: Callable[[int], None] | None
     if head[:2] == b"PK" and zipfile.is_zipfile(p):
         try:
             zf = zipfile.ZipFile(p)
-            entries, problems = _read_zip(zf, origin)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise InputError(f"{origin}: not a readable zip file ({exc})") from exc
-        return Tree(origin, "zip", entries, problems, _zip=zf)
+            entries, problems, members = _read_zip(zf, origin)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise InputError(f"{origin}: not a readable zip file ({_why(exc)})") from exc
+        return Tree(origin, "zip", entries, problems, _zip=zf, _members=members)
+    if head[:2] == b"PK" or p.suffix.lower() == ".zip":
+        # a truncated download or a renamed file: analysing it as a one-file layer would report
+        # "exec format error" on a bootstrap the user never meant to ship
+        raise InputError(f"{origin}: not a readable zip file (no central directory: truncated or not a zip)")
     entry = Entry("bootstrap", FILE, st.st_size, stat.S_IMODE(st.st_mode))
     return Tree(origin, "file", {"bootstrap": entry}, [], _single=p.resolve())

@@ -283,11 +283,12 @@ class LocalFunction:
     # -- setup ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
         cfg = self.config
-        self.opt, skipped = staging.stage(list(cfg.layers), self._scratch / "opt")
-        fn, skipped_fn = staging.stage([cfg.function] if cfg.function else [], self._scratch / "task")
+        budget = staging.Budget()  # Lambda counts the function and its layers together
+        self.opt, skipped = staging.stage(list(cfg.layers), self._scratch / "opt", budget)
+        fn, skipped_fn = staging.stage([cfg.function] if cfg.function else [], self._scratch / "task", budget)
         self.task = fn
-        for name in skipped + skipped_fn:
-            self.log(f"layerpack: skipped zip entry {name!r} (absolute or '..'; Lambda refuses such zips)")
+        for why in skipped + skipped_fn:
+            self.log(f"layerpack: skipped zip entry {why} (not unpacked: it would land outside or cannot be read)")
         if cfg.sandbox:
             reason = sandbox.probe()
             if reason:

@@ -13,95 +13,24 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import stat
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from packer.emulator.sandbox import BOOTSTRAP_SEARCH, OPT, TASK_ROOT
 from packer.errors import InputError
+from packer.materialise import Budget, unpack
+from packer.tree import open_tree
 
 MAX_LINK_HOPS = 40
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+def stage(paths: list[Path], scratch: Path, budget: Budget | None = None) -> tuple[Path | None, list[str]]:
+    """The directory to bind (at /opt or /var/task) for `paths`, merged in order.
 
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _merge_dir(src: Path, dst: Path) -> None:
-    """Copy `src` over `dst` (later wins; a file replaces a directory and the other way round)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    with os.scandir(src) as it:
-        for entry in it:
-            target = dst / entry.name
-            if entry.is_symlink():
-                _remove(target)
-                os.symlink(os.readlink(entry.path), target)
-            elif entry.is_dir():
-                if target.is_symlink() or (target.exists() and not target.is_dir()):
-                    _remove(target)
-                _merge_dir(Path(entry.path), target)
-            elif entry.is_file():
-                _remove(target)
-                _link_or_copy(entry.path, str(target))
-
-
-def _extract_zip(zpath: Path, dst: Path) -> list[str]:
-    """Extract with Unix modes and symlinks; hostile names are skipped and returned."""
-    skipped: list[str] = []
-    try:
-        zf = zipfile.ZipFile(zpath)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{zpath}: not a readable zip ({exc})") from exc
-    with zf:
-        for info in zf.infolist():
-            name = info.filename
-            norm = posixpath.normpath(name)
-            if name.startswith("/") or norm == ".." or norm.startswith("../"):
-                skipped.append(name)
-                continue
-            target = dst / norm
-            mode = info.external_attr >> 16
-            _remove(target) if not info.is_dir() else None
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if stat.S_ISLNK(mode):
-                os.symlink(zf.read(info).decode("utf-8", "surrogateescape"), target)
-                continue
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.chmod(target, (mode & 0o7777) or 0o644)
-    return skipped
-
-
-def _add(layer: Path, dst: Path) -> list[str]:
-    if layer.is_dir():
-        _merge_dir(layer, dst)
-        return []
-    if zipfile.is_zipfile(layer):
-        return _extract_zip(layer, dst)
-    # a single file stands for `bootstrap` (packer.tree's convention)
-    dst.mkdir(parents=True, exist_ok=True)
-    _remove(dst / "bootstrap")
-    shutil.copy2(layer, dst / "bootstrap")
-    return []
-
-
-def stage(paths: list[Path], scratch: Path) -> tuple[Path | None, list[str]]:
-    """The directory to bind (at /opt or /var/task) for `paths`, merged in order."""
+    Unpacking goes through `packer.materialise`: nothing is written through a link, hostile members
+    are skipped (and returned, "name: why"), and the function plus its layers must fit Lambda's
+    unzipped budget before anything is written."""
     for p in paths:
         if not p.exists():
             raise InputError(f"{p}: no such file or directory")
@@ -109,9 +38,12 @@ def stage(paths: list[Path], scratch: Path) -> tuple[Path | None, list[str]]:
         return None, []
     if len(paths) == 1 and paths[0].is_dir():
         return paths[0].resolve(), []
+    budget = budget if budget is not None else Budget()
     skipped: list[str] = []
     for p in paths:
-        skipped += _add(p, scratch)
+        with open_tree(p) as tree:
+            left_out = unpack(tree, scratch, replace=True, strict=False, budget=budget)
+        skipped += [f"{name}: {why}" for name, why in left_out]
     scratch.mkdir(parents=True, exist_ok=True)
     return scratch, skipped
 
