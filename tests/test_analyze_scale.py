@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,3 +38,14 @@ def test_a_host_library_that_is_also_in_the_tree_is_read_once(tmp_path: Path) ->
     host_obj = next(o for o in proc.objects if o.where == "host")
     linked = next(f for f in report.elf_files if f.rel == "libatomic-linked.so")
     assert host_obj.info is linked.info and linked.info.soname == "libatomic.so.1"
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_streamed_json_is_the_same_text_as_one_dumps_of_the_report(tmp_path: Path, indent) -> None:
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "needs-z", "bin/atomic": X86 / "needs-atomic",
+                                "bin/missing": X86 / "needs-missing", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
+    clean = make_tree(tmp_path, {"data.txt": "no ELF at all"}, name="clean")
+    for report in (analyze(tree), analyze(clean)):  # arrays with items, and empty ones
+        parts: list[str] = []
+        report.write_json(parts.append, indent=indent)
+        assert "".join(parts) == json.dumps(report.to_json(), indent=indent)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -42,7 +41,8 @@ def analyze_cmd(path: str, runtime: str | None, arch: str | None, as_: str, with
         report = analyze(path, runtime=runtime or runtimes.default_runtime(), arch=arch, as_=as_,
                          with_layers=with_layers, sysroot=sysroot, kind=kind, progress=advance)
     if as_json:  # indented for a person at a terminal; compact (C encoder, 5x faster) for a pipe
-        click.echo(json.dumps(report.to_json(), indent=2 if sys.stdout.isatty() else None))
+        report.write_json(sys.stdout.write, indent=2 if sys.stdout.isatty() else None)
+        sys.stdout.write("\n")
     else:
         render_analysis(report, verbose=verbose)
     sys.exit(EXIT_FINDINGS if any(f.severity is Severity.ERROR for f in report.findings) else EXIT_CLEAN)
