@@ -1,3 +1,3 @@
 """layerpack: turn a program in any language into an AWS Lambda layer that fits and runs."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

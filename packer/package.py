@@ -47,6 +47,9 @@ DEREFERENCED = define("LP512", Severity.INFO, "link leaving the tree stored as t
                       "nothing to fix (--dereference); drop the option to be told about such links instead")
 OUTPUT_SKIPPED = define("LP513", Severity.INFO, "the output zip lies inside the input tree and was left out",
                         "write the zip outside the tree (`-o ../layer.zip`)")
+PLAIN_ZLIB = define("LP514", Severity.INFO, "zipped with plain zlib: zlib-ng is not installed here",
+                    "pip install zlib-ng (wheels for x86_64 and aarch64) for about 2x faster builds; "
+                    "the zip bytes then differ, as they do between any two deflate backends")
 
 _ELF_MAGIC = b"\x7fELF"
 
@@ -66,6 +69,7 @@ class BuildResult:
     unzipped_size: int  # as Lambda counts it
     entries: int
     findings: list  # list[packer.findings.Finding]
+    backend: str = "zlib"  # the deflate implementation that made the bytes (part of reproducibility)
 
 
 @dataclass
@@ -298,13 +302,15 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
         tmp.unlink(missing_ok=True)
         raise
     findings.extend(b.findings(str(out_path)))
+    if backend == "auto" and be.name == "zlib" and level > 0:
+        findings.append(finding(PLAIN_ZLIB, str(out_path), "zipped with Python's zlib because zlib-ng is not installed"))
     findings.extend(budget_mod.upload_findings(str(out_path), stats.zipped_size))
     with open_tree(out_path) as zt:
         findings.extend(_layout(zt, rt, kind))
         findings.extend(budget_mod.flattened_copies(zt))
     digest = _sha256(out_path).digest()
     return BuildResult(out_path, digest.hex(), base64.b64encode(digest).decode("ascii"), stats.zipped_size,
-                       stats.unzipped_size, stats.entries, findings)
+                       stats.unzipped_size, stats.entries, findings, be.name)
 
 
 # -- check -------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ import posixpath
 import re
 from packer._compat import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
+from packer import datafiles
 from packer.errors import PolicyError, UsageError
 
 ARCHES = ("x86_64", "arm64")
@@ -40,15 +41,6 @@ VERSION_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def rules_dir() -> Path:
-    """The `rules/` data directory: inside the installed package, or beside it in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "rules", here.parent / "rules"):
-        if (candidate / "runtimes" / "runtimes.toml").is_file():
-            return candidate
-    raise PolicyError("layerpack's rules/ data directory is missing", hint="reinstall layerpack")
-
-
 @functools.lru_cache(maxsize=4096)
 def version_family(version: str) -> tuple[str, tuple[int, ...]] | None:
     """'GLIBCXX_3.4.30' -> ('GLIBCXX', (3, 4, 30)); None for other nodes (GLIBC_PRIVATE, LIBFOO_1)."""
@@ -70,7 +62,7 @@ def parse_version(text: str) -> tuple[int, ...] | None:
 class Listing:
     """One data file: its lines and the comment header that says where they came from."""
 
-    path: Path
+    path: Traversable
     header: tuple[str, ...]
     entries: tuple[str, ...]
 
@@ -83,7 +75,7 @@ class Listing:
         return None
 
 
-def _read_listing(path: Path) -> Listing:
+def _read_listing(path: Traversable) -> Listing:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -185,7 +177,7 @@ class Runtime:
 
 @functools.lru_cache(maxsize=None)
 def _rules_toml(name: str) -> dict:
-    path = rules_dir() / "runtimes" / name
+    path = datafiles.rule_file("runtimes", name)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError) as exc:
@@ -230,15 +222,15 @@ def load(name: str, arch: str = "x86_64") -> Runtime:
             f"runtime {name} does not exist for {arch}", hint=f"it exists for {', '.join(spec['arches'])}"
         )
     defaults = cat["defaults"]
-    base = rules_dir() / "runtimes"
-    libs = _read_listing(base / "libs" / spec["libs"][arch])
+    base = datafiles.rules().joinpath("runtimes")
+    libs = _read_listing(base.joinpath("libs", spec["libs"][arch]))
 
     exe_file = spec.get("executables", {}).get(arch)
     exe_note = None
     if exe_file is None:
         exe_file = spec["executables_from"][arch]
         exe_note = spec.get("executables_note")
-    exe_listing = _read_listing(base / "executables" / exe_file)
+    exe_listing = _read_listing(base.joinpath("executables", exe_file))
     exes = set(exe_listing.entries) | set(spec.get("executables_extra", []))
 
     ceil_key = spec.get("ceilings", {}).get(arch)

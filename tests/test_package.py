@@ -10,6 +10,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -309,3 +310,19 @@ def test_truncated_zip_is_bad_input_not_a_one_file_layer(tmp_path: Path, cli) ->
     for args in (("check", str(fake)), ("build", str(fake), "-o", str(tmp_path / "o.zip"))):
         r = cli(*args)
         assert r.returncode == 2 and "not a readable zip" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_build_uses_zlib_ng_by_default_and_says_so_when_it_falls_back_to_zlib(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "data.txt").write_text("layer " * 10_000)
+    fast = build(tree, tmp_path / "fast.zip")
+    assert fast.backend == "zlib-ng"
+    assert "LP514" not in {f.code for f in fast.findings}
+    monkeypatch.setitem(sys.modules, "zlib_ng.zlib_ng", None)  # as on a platform without a zlib-ng wheel
+    plain = build(tree, tmp_path / "plain.zip")
+    assert plain.backend == "zlib"
+    assert [f.code for f in plain.findings if f.code == "LP514"] == ["LP514"]
+    with zipfile.ZipFile(tmp_path / "plain.zip") as z:
+        assert z.read("data.txt") == (tree / "data.txt").read_bytes()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -78,14 +75,3 @@ def test_runtimes_command_lists_every_runtime_with_its_dump_date() -> None:
     assert {r["runtime"] for r in default} == {"provided.al2023"}
     text = run_cli("runtimes")
     assert "2026-08-07" in text.stdout and "provided.al2023 (default)" in text.stdout
-
-
-def test_rules_ship_inside_the_wheel(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
-    wheel = next(tmp_path.glob("layerpack-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "packer/rules/runtimes/runtimes.toml" in names
-    assert "packer/rules/runtimes/version-ceilings.toml" in names
-    assert "packer/rules/runtimes/libs/provided.al2023-x86_64.txt" in names
-    assert any(n.startswith("packer/rules/runtimes/executables/") for n in names)

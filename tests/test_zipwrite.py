@@ -56,7 +56,7 @@ def _backends() -> list[str]:
             names.append(name)
         except ImportError:
             if os.environ.get("CI"):
-                pytest.fail(f"{module} is not installed; .ci/run must install layerpack[fast]")
+                pytest.fail(f"{module} is not installed; the test extra installs it")
     return names
 
 

@@ -51,6 +51,7 @@ def build_cmd(ctx: click.Context, tree: Path, out: Path, level: int, dereference
         click.echo(json.dumps({
             "path": str(result.path), "sha256": result.sha256_hex, "code_sha256": result.code_sha256,
             "zipped_bytes": result.zipped_size, "unzipped_bytes": result.unzipped_size, "entries": result.entries,
+            "backend": result.backend,
             "limit_bytes": budget.UNZIPPED_LIMIT, "upload": "s3" if budget.needs_s3(result.zipped_size) else "direct",
             "findings": [f.to_json() for f in result.findings], "exit_code": code,
         }, indent=2))

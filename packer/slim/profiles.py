@@ -13,12 +13,13 @@ import re
 from packer._compat import tomllib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from packer import datafiles
 from packer.errors import PolicyError
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent.parent / "rules" / "profiles"
 
 TIERS = ("safe", "caution", "danger")
 ACTIONS = ("remove", "remove-links", "strip-elf", "strip-beam", "prune-apps", "rewrite-rootdir", "remove-foreign-pyc", "hint")
@@ -70,7 +71,7 @@ class Profile:
 
 
 def profile_names() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return sorted(p.name[:-5] for p in datafiles.rules().joinpath("profiles").iterdir() if p.name.endswith(".toml"))
 
 
 def _rule_lines(text: str) -> list[int]:
@@ -174,7 +175,7 @@ def _check_glob(g: str, where: str) -> None:
         raise PolicyError(f"{where}: glob {g!r} has an unbalanced '['")
 
 
-def _read(path: Path) -> str:
+def _read(path: Path | Traversable) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -187,7 +188,7 @@ def _read(path: Path) -> str:
 def _load_named(name: str, _stack: tuple[str, ...] = ()) -> Profile:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise PolicyError(f"unknown slim profile {name!r}", hint=f"choose one of {', '.join(profile_names())}")
-    path = PROFILE_DIR / f"{name}.toml"
+    path = datafiles.rule_file("profiles", f"{name}.toml")
     if not path.is_file():
         raise PolicyError(f"unknown slim profile {name!r}", hint=f"choose one of {', '.join(profile_names())}")
     return _build(_read(path), str(path), name, _stack)
