@@ -19,7 +19,7 @@ class LayerpackError(Exception):
 
     def __str__(self) -> str:  # one line, with the fix when we know it
         base = super().__str__()
-        return f"{base} ({self.hint})" if self.hint else base
+        return f"{base}; {self.hint}" if self.hint else base
 
 
 class UsageError(LayerpackError):

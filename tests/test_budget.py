@@ -73,7 +73,7 @@ def test_check_adds_layers_and_function_and_fails_one_byte_over(tmp_path: Path, 
     sparse(other / "lib" / "big.so", 100_000_000)
     target = tmp_path / "layer"
     sparse(target / "share" / "data.bin", LIMIT - 1 - 100_000_000 - 1_000_000)
-    args = ["check", str(target), "--with", str(other), "--function", str(fn), "--no-zip-size", "--json"]
+    args = ["check", str(target), "--with-layer", str(other), "--function", str(fn), "--no-zip-size", "--json"]
     r = cli(*args)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
@@ -96,7 +96,7 @@ def test_check_adds_layers_and_function_and_fails_one_byte_over(tmp_path: Path, 
 def test_more_than_five_layers_is_a_usage_error(tmp_path: Path, cli) -> None:
     (tmp_path / "l").mkdir()
     (tmp_path / "l" / "f").write_text("x")
-    r = cli("check", str(tmp_path / "l"), *sum((["--with", str(tmp_path / "l")] for _ in range(5)), []))
+    r = cli("check", str(tmp_path / "l"), *sum((["--with-layer", str(tmp_path / "l")] for _ in range(5)), []))
     assert r.returncode == 2 and "at most 5" in r.stderr and "Traceback" not in r.stderr
     r = cli("check", str(tmp_path / "l"), *sum((["--with", str(tmp_path / "l")] for _ in range(4)), []), "--no-zip-size")
     assert r.returncode == 0, r.stderr

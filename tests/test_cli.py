@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from packer.cli import main
+from packer.cli import COMMANDS, main
 from packer.cli.runtimes import codes_markdown
 from packer.findings import catalogue
+from packer.runtime import default_runtime
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +47,67 @@ def test_readme_first_command_reports_the_glibc_symbol() -> None:
     assert res.returncode == 1 and "arc4random@GLIBC_2.36" in res.stdout
 
 
-@pytest.mark.parametrize("command", sorted(main.lazy))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_command_has_help(command: str) -> None:
     res = run_cli(command, "--help")
     assert res.returncode == 0 and "Usage:" in res.stdout
+
+
+def test_help_summaries_are_whole_sentences_from_the_command_table() -> None:
+    res = run_cli("--help")
+    listed = " ".join(res.stdout.split("Commands:", 1)[1].split())
+    for name, (module, summary) in COMMANDS.items():
+        assert summary.endswith(".") and "..." not in summary and summary[0].isupper(), name
+        assert f"{name} {summary}" in listed, name  # whole, not cut to the terminal's width
+        assert importlib.import_module(module) and main.get_command(None, name) is not None, name
+    assert "..." not in listed
+
+
+def test_runtime_option_is_declared_once() -> None:
+    """Every command's --runtime comes from packer/cli/options.py (one declaration, one default)."""
+    hits = [f"{p}:{n}" for p in sorted((ROOT / "packer").rglob("*.py"))
+            for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r'option\(\s*"--runtime"', line)]
+    assert len(hits) == 1 and "packer/cli/options.py" in hits[0], hits
+    defaults = {}
+    for name in COMMANDS:
+        cmd = main.get_command(None, name)
+        for sub in (cmd.commands.values() if hasattr(cmd, "commands") else [cmd]):
+            for p in sub.params:
+                if "--runtime" in getattr(p, "opts", ()):
+                    assert "-r" in p.opts, name
+                    defaults[name] = p.default
+    assert {"analyze", "vendor", "check", "build", "wrap", "invoke", "run", "publish", "slim"} <= set(defaults)
+    data_default = defaults.pop("analyze")
+    assert data_default is default_runtime  # read from runtimes.toml when the command runs
+    assert {d for n, d in defaults.items() if n not in ("publish", "slim")} == {data_default}
+
+
+@pytest.mark.parametrize("args", [("vendor", "x"), ("build", "x"), ("wrap", "x"), ("publish", "x.zip"),
+                                  ("analyze", "x", "--bogus"), ("analyze", "x", "--arch", "sparc"), ("slim", "x")])
+def test_usage_errors_are_one_line_in_one_style(args: tuple[str, ...]) -> None:
+    res = run_cli(*args)
+    assert res.returncode == 2 and res.stdout == "", res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("layerpack: error: ") and "Usage:" not in res.stderr, res.stderr
+
+
+def test_old_option_spellings_still_work_with_a_note(tmp_path: Path) -> None:
+    (tmp_path / "l").mkdir()
+    (tmp_path / "l" / "f").write_text("x")
+    old = run_cli("check", str(tmp_path / "l"), "--with", str(tmp_path / "l"), "--no-zip-size", "--json")
+    new = run_cli("check", str(tmp_path / "l"), "--with-layer", str(tmp_path / "l"), "--no-zip-size", "--json")
+    assert old.returncode == new.returncode == 0 and json.loads(old.stdout) == json.loads(new.stdout)
+    assert "--with is now spelled --with-layer" in old.stderr and new.stderr == ""
+    assert "--with" not in run_cli("check", "--help").stdout.replace("--with-layer", "")
+
+
+def test_slim_profile_is_configurable_by_its_option_name(tmp_path: Path) -> None:
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a.txt").write_text("x")
+    (tmp_path / "layerpack.toml").write_text('[slim]\nprofile = "generic"\n')
+    res = run_cli("slim", "tree", "--dry-run", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["profile"] == "generic"
 
 
 def test_configuration_file_sets_defaults_and_the_command_line_wins(tmp_path: Path) -> None:

@@ -325,8 +325,9 @@ def test_missing_region_is_one_line(aws, layer_zip, monkeypatch):
     assert_one_line_error(run_cli("publish", str(layer_zip), "--name", "x"), "no AWS region configured", "--region")
 
 
-def test_unknown_profile_is_one_line(aws, layer_zip):
-    assert_one_line_error(run_cli("publish", str(layer_zip), "--name", "x", "--aws-profile", "ghost"),
+@pytest.mark.parametrize("flag", ["--profile", "--aws-profile"])  # the old spelling works one more release
+def test_unknown_profile_is_one_line(aws, layer_zip, flag):
+    assert_one_line_error(run_cli("publish", str(layer_zip), "--name", "x", flag, "ghost"),
                           "profile 'ghost' not found")
 
 

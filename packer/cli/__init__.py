@@ -1,24 +1,29 @@
 """The `layerpack` command line: a thin shell around the library.
 
-Each command lives in its own module in this package and registers itself on `main` when imported.
-Modules are found by reading their `@main.command("name")` lines and imported only when their
-command runs: importing them all (boto3, the emulator, the slimmer) cost 0.45 s of start-up for
-every command, measured with `python -X importtime -c "import packer.cli"`.
+`COMMANDS` is the explicit command table (like pip's `commands_dict`): each command's module and the
+one-sentence summary `layerpack --help` shows. A module is imported only when its command runs;
+a new command adds its row here.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from packer.cli.base import main
 
-_DECL = re.compile(r'^@main\.(?:command|group)\(\s*"([\w-]+)"', re.M)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("packer.cli.analyze", "Tell whether a binary, directory or zip will load on Lambda, without running it."),
+    "vendor": ("packer.cli.vendor", "Copy the libraries Lambda lacks into lib/ and patch the files so Lambda finds them."),
+    "slim": ("packer.cli.slim", "Remove what a headless function never uses from an interpreter or package tree."),
+    "build": ("packer.cli.build", "Zip a tree into a reproducible layer zip that Lambda accepts as it is."),
+    "check": ("packer.cli.check", "Measure a tree or zip against Lambda's size limits and check its layout."),
+    "publish": ("packer.cli.publish", "Publish a layer zip or tree as a Lambda layer version, once per content."),
+    "layers": ("packer.cli.layers", "List, inspect and delete published layer versions."),
+    "invoke": ("packer.cli.run", "Run a layer's bootstrap the way Lambda would and send it events."),
+    "run": ("packer.cli.run", "Keep a layer's bootstrap warm behind a local invoke endpoint."),
+    "wrap": ("packer.cli.wrap", "Make a program that answers JSON lines on stdin a warm Lambda function."),
+    "runtimes": ("packer.cli.runtimes", "List the Lambda runtimes layerpack models, with the date of each dump."),
+    "codes": ("packer.cli.runtimes", "List every finding code with its severity, meaning and usual fix."),
+}
 
-for _path in sorted(Path(__file__).parent.glob("*.py")):
-    if _path.stem in ("__init__", "base"):
-        continue
-    for _name in _DECL.findall(_path.read_text(encoding="utf-8")):
-        main.lazy[_name] = f"{__name__}.{_path.stem}"
+main.lazy.update(COMMANDS)
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from packer import runtime as runtimes
 from packer.analyze import analyze
+from packer.cli import options
 from packer.cli.base import EXIT_CLEAN, EXIT_FINDINGS, main
 from packer.findings import Severity
 from packer.render import console, render_analysis
@@ -15,21 +15,18 @@ from packer.render import console, render_analysis
 
 @main.command("analyze")
 @click.argument("path", type=click.Path(exists=False))
-@click.option("--runtime", "-r", default=None, metavar="NAME",
-              help="Target runtime (default provided.al2023; `layerpack runtimes` lists them).")
-@click.option("--arch", type=click.Choice(["x86_64", "arm64"]), default=None,
-              help="Target architecture (default: from the ELF files).")
+@options.runtime()
+@options.arch()
 @click.option("--as", "as_", type=click.Choice(["layer", "function"]), default="layer", show_default=True,
               help="Mount the tree at /opt (a layer) or /var/task (the function).")
-@click.option("--with-layer", "with_layers", multiple=True, metavar="DIR|ZIP",
-              help="Another layer of the same function, mounted at /opt after this one (repeatable, in order).")
+@options.with_layers
 @click.option("--sysroot", type=click.Path(file_okay=False), default=None,
               help="Look for vendorable libraries in this root instead of this machine's (e.g. an aarch64 root).")
 @click.option("--kind", type=click.Choice(["auto", "runtime", "python", "node", "bin-lib", "generic"]), default="auto",
               show_default=True, help="What the layer is, for the layout checks.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema layerpack.analyze/1).")
+@options.json_output
 @click.option("--verbose", "-v", is_flag=True, help="Show every dependency tree, not only those with problems.")
-def analyze_cmd(path: str, runtime: str | None, arch: str | None, as_: str, with_layers: tuple[str, ...],
+def analyze_cmd(path: str, runtime: str, arch: str | None, as_: str, with_layers: tuple[str, ...],
                 sysroot: str | None, kind: str, as_json: bool, verbose: bool) -> None:
     """Tell what happens to PATH (a binary, directory or .zip) on Lambda, without running it.
 
@@ -38,7 +35,7 @@ def analyze_cmd(path: str, runtime: str | None, arch: str | None, as_: str, with
     """
     progress_ctx = _progress(path)
     with progress_ctx as advance:
-        report = analyze(path, runtime=runtime or runtimes.default_runtime(), arch=arch, as_=as_,
+        report = analyze(path, runtime=runtime, arch=arch, as_=as_,
                          with_layers=with_layers, sysroot=sysroot, kind=kind, progress=advance)
     if as_json:  # indented for a person at a terminal; compact (C encoder, 5x faster) for a pipe
         report.write_json(sys.stdout.write, indent=2 if sys.stdout.isatty() else None)

@@ -9,19 +9,18 @@ import click
 
 from packer import budget
 from packer.checks import KINDS
+from packer.cli import options
 from packer.cli.base import EXIT_FINDINGS, main
 from packer.cli.check import print_findings, progress_bar
 from packer.findings import Severity
 from packer.package import build
 from packer.render import console, human_bytes
-from packer.runtime import default_runtime
 from packer.zipwrite import BACKENDS
 
 
 @main.command("build")
 @click.argument("tree", type=click.Path(path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), metavar="FILE.zip",
-              help="The zip to write (atomically: a temporary file renamed into place).")
+@options.out(required=True, metavar="FILE.zip", help="The zip to write (atomically: a temporary file renamed into place).")
 @click.option("--level", type=click.IntRange(0, 9), default=6, show_default=True,
               help="Deflate level: 0 stores, 9 is smallest.")
 @click.option("--dereference", is_flag=True,
@@ -29,12 +28,12 @@ from packer.zipwrite import BACKENDS
 @click.option("--force", is_flag=True, help="Write the zip even when it is over Lambda's 250 MB budget.")
 @click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
               help="What the layer is, for the layout checks.")
-@click.option("--runtime", default=default_runtime, show_default="provided.al2023", help="Target Lambda runtime.")
+@options.runtime()
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="Deflate implementation (auto: zlib-ng when installed). Part of what makes bytes reproducible.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.json_output
 @click.pass_context
-def build_cmd(ctx: click.Context, tree: Path, out: Path, level: int, dereference: bool, force: bool, kind: str,
+def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference: bool, force: bool, kind: str,
               runtime: str, backend: str, as_json: bool) -> None:
     """Zip TREE (a directory, a zip to normalise, or one program as bootstrap) into a layer zip.
 

@@ -12,11 +12,11 @@ from rich.markup import escape
 
 from packer import budget
 from packer.checks import KINDS
+from packer.cli import options
 from packer.cli.base import EXIT_FINDINGS, main
 from packer.findings import Finding, Severity
 from packer.package import CheckReport, check
 from packer.render import console, human_bytes
-from packer.runtime import default_runtime
 from packer.zipwrite import BACKENDS
 
 PROGRESS_MIN = 16 << 20  # below this a progress bar only flickers
@@ -79,13 +79,12 @@ def render_check(report: CheckReport) -> None:
 
 @main.command("check")
 @click.argument("tree", type=click.Path(path_type=Path))
-@click.option("--with", "with_layers", multiple=True, type=click.Path(path_type=Path), metavar="ZIP|DIR",
-              help="Another layer the function uses (repeatable; at most 5 layers in all).")
+@options.with_layers
 @click.option("--function", type=click.Path(path_type=Path), metavar="ZIP|DIR",
               help="The function's own package, which shares the budget.")
 @click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
               help="What the layer is, for the layout checks.")
-@click.option("--runtime", default=default_runtime, show_default="provided.al2023", help="Target Lambda runtime.")
+@options.runtime()
 @click.option("--level", type=click.IntRange(0, 9), default=6, show_default=True,
               help="Deflate level used to measure a directory's zipped size.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help="Deflate implementation.")
@@ -94,13 +93,13 @@ def render_check(report: CheckReport) -> None:
               help="Group sizes by this many leading path components.")
 @click.option("--zip-size/--no-zip-size", default=True, show_default=True,
               help="For a directory, compress it (to nowhere) to know the exact zipped size.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.json_output
 @click.pass_context
-def check_cmd(ctx: click.Context, tree: Path, with_layers: tuple[Path, ...], function: Path | None, kind: str,
+def check_cmd(ctx: click.Context, tree: Path, with_layers: tuple[str, ...], function: Path | None, kind: str,
               runtime: str, level: int, backend: str, top: int, depth: int, zip_size: bool, as_json: bool) -> None:
     """Measure TREE (a directory or a zip) against Lambda's size budget and check its layout.
 
-    Counts the unzipped size as Lambda does (file sizes, links as links), shared with --with
+    Counts the unzipped size as Lambda does (file sizes, links as links), shared with --with-layer
     layers and the --function package; says whether publish can upload inline or needs S3; lists
     the largest directories. Exit 1 when over budget or a finding is an error, 2 on bad input.
     """

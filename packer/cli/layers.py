@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from packer.cli.base import main
-from packer.cli.publish import aws_options
+from packer.cli import options
 from packer.errors import PublishError
 from packer.publish.aws import AwsOptions, aws_errors, client, require_credentials, resolve_regions
 from packer.publish.housekeeping import select_for_deletion
@@ -22,8 +22,7 @@ def layers_group() -> None:
     """List, inspect and delete published layer versions."""
 
 
-def _setup(regions: tuple[str, ...], aws_profile: str | None, endpoint_url: str | None) -> tuple[AwsOptions, tuple[str, ...]]:
-    opts = AwsOptions(profile=aws_profile, endpoint_url=endpoint_url)
+def _setup(regions: tuple[str, ...], opts: AwsOptions) -> tuple[AwsOptions, tuple[str, ...]]:
     require_credentials(opts)
     return opts, resolve_regions(opts, regions)
 
@@ -50,11 +49,11 @@ def _plain(v: dict[str, Any]) -> dict[str, Any]:
 
 
 @layers_group.command("list")
-@aws_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_cmd(regions: tuple[str, ...], aws_profile: str | None, endpoint_url: str | None, as_json: bool) -> None:
+@options.aws
+@options.json_output
+def list_cmd(regions: tuple[str, ...], aws: AwsOptions, as_json: bool) -> None:
     """Every layer in the region(s), with its latest version."""
-    opts, regions = _setup(regions, aws_profile, endpoint_url)
+    opts, regions = _setup(regions, aws)
     rows = []
     for region in regions:
         for layer in list_layers(client(opts, "lambda", region)):
@@ -74,13 +73,13 @@ def list_cmd(regions: tuple[str, ...], aws_profile: str | None, endpoint_url: st
 
 @layers_group.command("versions")
 @click.argument("name")
-@aws_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def versions_cmd(name: str, regions: tuple[str, ...], aws_profile: str | None, endpoint_url: str | None,
+@options.aws
+@options.json_output
+def versions_cmd(name: str, regions: tuple[str, ...], aws: AwsOptions,
                  as_json: bool) -> None:
     """The live versions of layer NAME, newest first."""
     _check_name(name)
-    opts, regions = _setup(regions, aws_profile, endpoint_url)
+    opts, regions = _setup(regions, aws)
     rows = []
     for region in regions:
         for v in list_versions(client(opts, "lambda", region), name):
@@ -101,10 +100,10 @@ def versions_cmd(name: str, regions: tuple[str, ...], aws_profile: str | None, e
 @click.option("--all", "all_versions", is_flag=True, help="Delete every version.")
 @click.option("--keep", type=click.IntRange(min=0), help="Delete all but the newest N versions.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@aws_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.aws
+@options.json_output
 def delete_cmd(name: str, versions: tuple[int, ...], all_versions: bool, keep: int | None, yes: bool,
-               regions: tuple[str, ...], aws_profile: str | None, endpoint_url: str | None, as_json: bool) -> None:
+               regions: tuple[str, ...], aws: AwsOptions, as_json: bool) -> None:
     """Delete versions of layer NAME (asks first unless --yes).
 
     \b
@@ -115,7 +114,7 @@ def delete_cmd(name: str, versions: tuple[int, ...], all_versions: bool, keep: i
     Exit: 0 deleted (or nothing to do), 1 declined at the prompt, 2 bad usage or an AWS error.
     """
     _check_name(name)
-    opts, regions = _setup(regions, aws_profile, endpoint_url)
+    opts, regions = _setup(regions, aws)
     lams = {region: client(opts, "lambda", region) for region in regions}
     chosen = {region: select_for_deletion([int(v["Version"]) for v in list_versions(lam, name)], versions,
                                           all_versions=all_versions, keep=keep)

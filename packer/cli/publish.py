@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from typing import Any
 
 import click
 
+from packer.cli import options
 from packer.cli.base import main
 from packer.errors import PublishError
 from packer.findings import Finding
@@ -21,45 +21,6 @@ from packer.publish.snippets import FORMATS, render
 from packer.render import console, human_bytes
 
 
-def split_list(_ctx: click.Context, _param: click.Parameter, value: Any) -> tuple[str, ...]:
-    """Repeatable options that also take comma-separated lists (`--region a,b --region c`)."""
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, str) else list(value)
-    out: list[str] = []
-    for item in items:
-        out.extend(p.strip() for p in str(item).split(",") if p.strip())
-    return tuple(dict.fromkeys(out))
-
-
-class ListOption(click.Option):
-    """A repeatable option whose configuration value may also be a plain string
-    (`runtime = "provided.al2"` in layerpack.toml), not only a list."""
-
-    def type_cast_value(self, ctx: click.Context, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [value]
-        return super().type_cast_value(ctx, value)
-
-
-def aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The AWS options every AWS command takes, named as in the AWS CLI where they do not clash."""
-
-    @click.option("--region", "region", multiple=True, cls=ListOption, callback=split_list, metavar="REGION[,REGION…]",
-                  help="Target region(s); default: the AWS profile's region (AWS_REGION / AWS_DEFAULT_REGION).")
-    @click.option("--aws-profile", envvar=None, metavar="NAME",
-                  help="Profile from ~/.aws/config (default: AWS_PROFILE). --profile is slim's.")
-    @click.option("--endpoint-url", metavar="URL",
-                  help="Send requests to this endpoint (LocalStack, moto); default: AWS_ENDPOINT_URL or AWS.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # the parameter is `region` so that `region = "…"` in layerpack.toml applies; the command sees a tuple
-        kwargs["regions"] = kwargs.pop("region")
-        return fn(*args, **kwargs)
-
-    return wrapper
-
-
 def finding_line(f: Finding) -> str:
     return f"{f.code} {str(f.severity):7} {f.message}" + (f"\n        fix: {f.hint}" if str(f.severity) != "info" else "")
 
@@ -67,29 +28,27 @@ def finding_line(f: Finding) -> str:
 @main.command("publish")
 @click.argument("source", metavar="LAYER.zip|TREE", type=click.Path())
 @click.option("--name", required=True, help="Layer name (1-140 of letters, digits, '-', '_').")
-@click.option("--runtime", "runtime", multiple=True, cls=ListOption, callback=split_list, metavar="RUNTIME[,RUNTIME…]",
-              help="CompatibleRuntimes (up to 15; 'none' for none). Default: provided.al2023.")
-@click.option("--arch", "archs", multiple=True, type=click.Choice(["x86_64", "arm64"]),
-              help="CompatibleArchitectures; default: read from the ELF files (an error if they disagree).")
+@options.runtime(multiple=True, help="CompatibleRuntimes (repeatable or comma-separated, up to 15; 'none' for "
+                                     "none); default: the default runtime.")
+@options.arch(multiple=True, help="CompatibleArchitectures; default: read from the ELF files (an error if they "
+                                  "disagree).")
 @click.option("--description", default="", help="Version description (up to 256 characters).")
 @click.option("--license", "license_info", default="", help="License: SPDX id, URL or text (up to 512 characters).")
-@aws_options
+@options.aws
 @click.option("--s3-bucket", metavar="BUCKET", help="Publish through this bucket ('name-{region}' for several "
               "regions). Needed above the inline limit (~50 MiB zipped).")
 @click.option("--s3-prefix", default="layerpack-staging/", show_default=True, help="Key prefix of the staging object.")
 @click.option("--keep-s3-object", is_flag=True, help="Keep the staging object after publishing.")
 @click.option("--force", is_flag=True, help="Publish even when the latest version has the same CodeSha256.")
 @click.option("--public", is_flag=True, help="Let every AWS account use this version.")
-@click.option("--account", "accounts", multiple=True, cls=ListOption, callback=split_list, metavar="ID",
-              help="Let this 12-digit account use this version (repeatable).")
-@click.option("--org", "orgs", multiple=True, cls=ListOption, callback=split_list, metavar="o-…",
-              help="Let accounts of this organization use this version (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Check and show what would be published; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable result (ARN, version, sha256, size per region).")
+@options.listed("--account", "accounts", metavar="ID", help="Let this 12-digit account use this version (repeatable).")
+@options.listed("--org", "orgs", metavar="o-…", help="Let accounts of this organization use this version (repeatable).")
+@options.dry_run
+@options.json_output
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Print a cfn, sam or terraform snippet that "
               "references the published version.")
 def publish_cmd(source: str, name: str, runtime: tuple[str, ...], archs: tuple[str, ...], description: str,
-                license_info: str, regions: tuple[str, ...], aws_profile: str | None, endpoint_url: str | None,
+                license_info: str, regions: tuple[str, ...], aws: AwsOptions,
                 s3_bucket: str | None, s3_prefix: str, keep_s3_object: bool, force: bool, public: bool,
                 accounts: tuple[str, ...], orgs: tuple[str, ...], dry_run: bool, as_json: bool,
                 fmt: str | None) -> None:
@@ -109,7 +68,7 @@ def publish_cmd(source: str, name: str, runtime: tuple[str, ...], archs: tuple[s
         from packer.runtime import default_runtime
 
         runtimes = (default_runtime(),)
-    opts = AwsOptions(profile=aws_profile, endpoint_url=endpoint_url)
+    opts = aws
     request = LayerRequest(name=name, runtimes=runtimes, architectures=archs, description=description,
                            license=license_info, regions=regions, s3_bucket=s3_bucket, s3_prefix=s3_prefix,
                            keep_s3_object=keep_s3_object, public=public, accounts=accounts, orgs=orgs, force=force)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from packer import runtime as runtime_mod
+from packer.cli import options
 from packer.cli.base import EXIT_CLEAN, EXIT_FINDINGS, main
 from packer.emulator.invoke import (DEFAULT_MEMORY, DEFAULT_TIMEOUT, FunctionConfig, InvokeResult,
                                     LocalFunction, parse_events)
@@ -36,7 +36,7 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _common(fn):
-    options = [
+    decorators = [
         click.argument("layers", nargs=-1, type=click.Path(path_type=Path)),
         click.option("--function", "function", type=click.Path(path_type=Path),
                      help="Function code (directory or zip), mounted at /var/task."),
@@ -46,16 +46,14 @@ def _common(fn):
                      help="Seconds before an invocation is killed (the process restarts on the next invoke)."),
         click.option("--memory", type=int, default=DEFAULT_MEMORY, show_default=True,
                      help="Memory size in MB (enforced by a cgroup when allowed, else by a sampler)."),
-        click.option("--runtime", default=runtime_mod.default_runtime(), show_default=True,
-                     help="Target runtime whose libraries and commands the sandbox offers."),
-        click.option("--arch", type=click.Choice(runtime_mod.ARCHES), default=None,
-                     help="Target architecture (default: this host's; only the host's can run)."),
+        options.runtime(help="Target runtime whose libraries and commands the sandbox offers."),
+        options.arch(help="Target architecture (default: this host's; only the host's can run)."),
         click.option("--name", default="function", show_default=True, help="AWS_LAMBDA_FUNCTION_NAME."),
         click.option("-v", "--verbose", is_flag=True, help="Also show informational notes (host gaps)."),
         click.option("--no-sandbox", is_flag=True,
                      help="Run on the host without bubblewrap (host libraries visible: misses missing-library bugs)."),
     ]
-    for opt in reversed(options):
+    for opt in reversed(decorators):
         fn = opt(fn)
     return fn
 
@@ -85,7 +83,7 @@ def _print_findings(findings: list[Finding], verbose: bool = False) -> None:
 @_common
 @click.option("--event", "event", default=None, metavar="FILE|-",
               help="Event JSON file (one document, or JSON lines for several); '-' reads stdin. Default: {}.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per invocation on stdout (payload + REPORT).")
+@options.json_output
 def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name, verbose, no_sandbox, event,
                as_json) -> None:
     """Run the bootstrap of LAYER... (merged at /opt in order) and send it one or more events.

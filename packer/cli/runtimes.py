@@ -7,12 +7,13 @@ import json
 import click
 
 from packer import findings, runtime
+from packer.cli import options
 from packer.cli.base import main
 from packer.render import console
 
 
 @main.command("runtimes")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.json_output
 def runtimes_cmd(as_json: bool) -> None:
     """List the Lambda runtimes and architectures layerpack models, with each dump's date."""
     rows = []
@@ -48,7 +49,7 @@ def runtimes_cmd(as_json: bool) -> None:
 
 
 @main.command("codes")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.json_output
 @click.option("--markdown", is_flag=True, help="The README table.")
 def codes_cmd(as_json: bool, markdown: bool) -> None:
     """List every finding code with its severity, meaning and usual fix."""

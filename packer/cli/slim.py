@@ -7,6 +7,7 @@ import posixpath
 
 import click
 
+from packer.cli import options
 from packer.cli.base import main
 from packer.errors import UsageError
 from packer.render import console, human_bytes
@@ -33,13 +34,13 @@ from packer.slim.plan import SlimOptions
               help="gzip stripped BEAM files like beam_lib (smaller unzipped, same zipped). Default: profile.")
 @click.option("--beam-keep-chunk", "beam_chunks", multiple=True, metavar="ID",
               help="Extra BEAM chunk to keep (repeatable; replaces the profile's list, default Attr).")
-@click.option("--runtime", default=None, metavar="RUNTIME", help="Target runtime (python3.X keeps only its .pyc tag).")
+@options.runtime(default=None, help="Target runtime; python3.X keeps only that version's .pyc files.")
 @click.option("--compile-pyc", "compile_pyc", default=None, metavar="PYTHON",
               help="Precompile .pyc in the output with this interpreter (must match the runtime's version).")
-@click.option("--out", "out", type=click.Path(path_type=str), default=None, help="Write the slimmed tree here.")
-@click.option("--in-place", is_flag=True, help="Change PATH itself instead of writing --out.")
-@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable plan (and result).")
+@options.out(help="Write the slimmed tree here.")
+@options.in_place
+@options.dry_run
+@options.json_output
 def slim_cmd(path: str, profile_name: str, tier: str, rule_files: tuple[str, ...], keep: tuple[str, ...],
              keep_apps: tuple[str, ...], mount_path: str, gzip_beams: bool | None, beam_chunks: tuple[str, ...],
              runtime: str | None, compile_pyc: str | None, out: str | None, in_place: bool, dry_run: bool,

@@ -7,17 +7,18 @@ import sys
 
 import click
 
-from packer import runtime as runtimes
+from packer.cli import options
 from packer.cli.base import EXIT_CLEAN, EXIT_FINDINGS, main
+from packer.errors import UsageError
 from packer.render import console, human_bytes
 
 
 @main.command("vendor")
 @click.argument("path", type=click.Path(exists=False))
-@click.option("--out", "-o", type=click.Path(file_okay=False), default=None, help="Write the vendored tree here (must be empty).")
-@click.option("--in-place", is_flag=True, help="Change the input directory itself instead of writing a copy.")
-@click.option("--runtime", "-r", default=None, metavar="NAME", help="Target runtime (default provided.al2023).")
-@click.option("--arch", type=click.Choice(["x86_64", "arm64"]), default=None, help="Target architecture (default: from the ELF files).")
+@options.out(file_okay=False, help="Write the vendored tree here (must be empty).")
+@options.in_place
+@options.runtime()
+@options.arch()
 @click.option("--as", "as_", type=click.Choice(["layer", "function"]), default="layer", show_default=True,
               help="Where the tree lands: /opt (layer) or /var/task (function).")
 @click.option("--sysroot", type=click.Path(file_okay=False), default=None,
@@ -25,9 +26,9 @@ from packer.render import console, human_bytes
 @click.option("--bundle-libc", is_flag=True,
               help="Also bundle glibc and its loader, and make bootstrap a wrapper that starts the program through them.")
 @click.option("--strip", is_flag=True, help="strip --strip-unneeded the vendored libraries (before patching).")
-@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan (and the result) as JSON.")
-def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str | None, arch: str | None, as_: str,
+@options.dry_run
+@options.json_output
+def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: str | None, as_: str,
                sysroot: str | None, bundle_libc: bool, strip: bool, dry_run: bool, as_json: bool) -> None:
     """Make PATH (binary, directory or .zip) self-sufficient on Lambda.
 
@@ -40,8 +41,8 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str | None, 
     from packer import vendor
 
     if not dry_run and out is None and not in_place:
-        raise click.UsageError("give --out DIR, --in-place, or --dry-run")
-    plan = vendor.plan(path, runtime=runtime or runtimes.default_runtime(), arch=arch, as_=as_, sysroot=sysroot,
+        raise UsageError("say where to write the result: pass --out DIR, --in-place or --dry-run")
+    plan = vendor.plan(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot,
                        bundle_libc=bundle_libc, strip=strip)
     if dry_run:
         if as_json:

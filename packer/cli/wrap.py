@@ -6,7 +6,7 @@ import json
 
 import click
 
-from packer import runtime as runtimes
+from packer.cli import options
 from packer.cli.base import main
 from packer.render import console, human_bytes
 
@@ -14,19 +14,16 @@ from packer.render import console, human_bytes
 @main.command("wrap")
 @click.argument("program", type=click.Path(dir_okay=True, path_type=str))
 @click.argument("args", nargs=-1)
-@click.option("--out", "-o", "out", required=True, type=click.Path(path_type=str),
-              help="Directory to write (the layer, or the function code for nodejs*). The program is copied to bin/ "
-                   "unless it is already inside it.")
-@click.option("--runtime", "-r", default=None, metavar="NAME",
-              help="provided.al2023 (default): a bash+curl bootstrap; nodejs22.x: an index.mjs handler.")
-@click.option("--arch", type=click.Choice(["x86_64", "arm64"]), default="x86_64", show_default=True,
-              help="Target architecture (only used to read the runtime's command list).")
+@options.out(required=True, help="Directory to write (the layer, or the function code for nodejs*). The program "
+                                  "is copied to bin/ unless it is already inside it.")
+@options.runtime(help="provided.*: a bash+curl bootstrap; nodejs*: an index.mjs handler.")
+@options.arch(default="x86_64", help="Target architecture (only used to read the runtime's command list).")
 @click.option("--stderr", "stderr_mode", type=click.Choice(["fail", "log"]), default="fail", show_default=True,
               help="fail: output on stderr while handling an event makes it an invocation error; log: only logged.")
 @click.option("--force", is_flag=True, help="Replace an existing bootstrap/index.mjs or bin/PROGRAM.")
-@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def wrap_cmd(program: str, args: tuple[str, ...], out: str, runtime: str | None, arch: str, stderr_mode: str,
+@options.dry_run
+@options.json_output
+def wrap_cmd(program: str, args: tuple[str, ...], out: str, runtime: str, arch: str, stderr_mode: str,
              force: bool, dry_run: bool, as_json: bool) -> None:
     """Wrap PROGRAM (reads one JSON line per event on stdin, answers one JSON line on stdout) as a
     Lambda custom runtime that starts it once and keeps it warm. ARGS after `--` are passed to it.
@@ -38,7 +35,7 @@ def wrap_cmd(program: str, args: tuple[str, ...], out: str, runtime: str | None,
     """
     from packer import wrap
 
-    plan = wrap.plan(program, out, args=args, runtime=runtime or runtimes.default_runtime(), arch=arch,
+    plan = wrap.plan(program, out, args=args, runtime=runtime, arch=arch,
                      stderr_mode=stderr_mode, force=force)
     if not dry_run:
         wrap.apply(plan)

@@ -46,7 +46,7 @@ def session(opts: AwsOptions, region: str | None = None) -> Any:
         return boto3.session.Session(profile_name=opts.profile, region_name=region)
     except botocore.exceptions.ProfileNotFound as exc:
         raise PublishError(f"AWS profile {exc.kwargs.get('profile', opts.profile)!r} not found",
-                           hint="check --aws-profile / AWS_PROFILE against ~/.aws/config") from None
+                           hint="check --profile and AWS_PROFILE against ~/.aws/config") from None
 
 
 def resolve_regions(opts: AwsOptions, regions: tuple[str, ...]) -> tuple[str, ...]:
@@ -70,7 +70,7 @@ def require_credentials(opts: AwsOptions) -> None:
         raise PublishError(f"cannot load AWS credentials: {exc}") from None
     if creds is None:
         raise PublishError("no AWS credentials found",
-                           hint="set AWS_PROFILE or --aws-profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                           hint="set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                                 "or run `aws configure` / `aws sso login`")
 
 
@@ -100,7 +100,7 @@ def aws_errors(what: str) -> Iterator[None]:
         yield
     except bx.NoCredentialsError:
         raise PublishError("no AWS credentials found",
-                           hint="set AWS_PROFILE or --aws-profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+                           hint="set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
     except bx.NoRegionError:
         raise PublishError("no AWS region configured", hint="pass --region us-east-1") from None
     except bx.ClientError as exc:
