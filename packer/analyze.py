@@ -141,6 +141,7 @@ class Report:
         }
 
 
+_REPORTED = frozenset((MISSING, VENDORABLE, SHADOWED))
 _MARK = "\0"  # no path or name holds a NUL: marks where a streamed array goes in the JSON head
 
 
@@ -247,6 +248,7 @@ class Analysis:
                              host_finder=self._host_find)
         self.findings: list[Finding] = []
         self._seen: set[tuple] = set()
+        self._judged: set[tuple] = set()
         self._host_elf_cache: dict[str, ElfInfo | None] = {}
 
     def _host_find(self, name: str) -> str | None:
@@ -345,6 +347,8 @@ class Analysis:
                              f"which {self.rt.name} {self.rt.arch} does not have", interpreter=root.info.interp))
         objs = {o.path: o for o in proc.objects}
         for e in proc.edges:
+            if not e.skipped and e.status not in _REPORTED:
+                continue  # most edges: found where Lambda has it, nothing to say
             req = self._label(objs[e.requester]) if e.requester in objs else self.rel(e.requester)
             if e.requester != root.path:  # the same library can resolve in one program and not another
                 req_text = f"{req} (loaded by {root_rel})"
@@ -383,6 +387,12 @@ class Analysis:
                 if e is None or e.status in (MISSING,):
                     continue
                 target = e.target
+                # the same object needing from the same file found the same way was judged in an
+                # earlier process: every finding it gives is already kept (they are kept once)
+                judged = (obj.real, file, e.status, target.real if target else None, target.where if target else None)
+                if judged in self._judged:
+                    continue
+                self._judged.add(judged)
                 where = target.where if target else None
                 if e.status == VENDORABLE or where in ("tree", "host"):
                     if target is not None and target.info is not None and target.info.version_defs:
