@@ -258,3 +258,21 @@ def test_bundle_libc_follows_a_bootstrap_link_to_the_program(tmp_path: Path) -> 
     assert not (out / "bootstrap").is_symlink() and '"$here/bin/app"' in (out / "bootstrap").read_text()
     ran = sandbox_run(out)
     assert ran.returncode == 0 and "random 0" in ran.stdout
+
+
+def test_one_batched_dpkg_call_names_the_same_packages_as_one_call_per_file() -> None:
+    from packer.vendor.notice import dpkg_owners
+
+    dpkg = require_tool("dpkg")
+    libs = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libatomic.so.1", "/lib/x86_64-linux-gnu/libc.so.6",
+            "/nonexistent/libnothing.so.1"]
+    expected = {}
+    for lib in libs:
+        expected[lib] = None
+        for spelling in (lib, os.path.realpath(lib), *(s[4:] if s.startswith("/usr/") else "/usr" + s for s in (lib, os.path.realpath(lib)))):
+            proc = subprocess.run([dpkg, "-S", spelling], capture_output=True, text=True)
+            if proc.returncode == 0:
+                expected[lib] = proc.stdout.split(": ", 1)[0].strip()
+                break
+    assert dpkg_owners(libs) == expected
+    assert expected["/lib/x86_64-linux-gnu/libz.so.1"] and expected["/nonexistent/libnothing.so.1"] is None
