@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer import budget as budget_mod
+from packer.atomic import is_temporary_name
 from packer import runtime as runtime_mod
 from packer.budget import Budget, Contributor
 from packer.elf.reader import read_elf
@@ -120,6 +121,8 @@ def plan(tree: Tree, *, dereference: bool = False, exclude: Iterable[str] = ()) 
     exec_added: list[tuple[str, str]] = []
     normalised: list[str] = []
     for rel in sorted(tree.entries):
+        if any(is_temporary_name(part) for part in rel.split("/")):
+            continue  # an unfinished output of a killed layerpack run (vendor/slim --out, build -o)
         if rel in skip:
             if not rel.endswith(".tmp"):
                 out.findings.append(finding(OUTPUT_SKIPPED, rel, f"{rel} is the zip being written; it is not put inside itself"))

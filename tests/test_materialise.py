@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -183,3 +184,33 @@ def test_invoke_cli_refuses_nothing_outside_and_reports_the_skipped_member(tmp_p
     assert "Traceback" not in r.stderr
     assert "skipped zip entry lib/file" in r.stderr
     assert snapshot(outside) == before
+
+
+# -- vendor: zip input and a tree whose lib/ links out ----------------------------------------------
+ATOMIC = Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "x86_64" / "needs-atomic"
+
+
+@pytest.mark.parametrize("attack", ["link-then-member", "dot-link-chain", "relative-up-link", "deep-relative",
+                                    "parent-names"])
+def test_vendor_zip_with_a_hostile_member_is_refused_and_writes_nothing(tmp_path, outside, cli, attack):
+    before = snapshot(outside)
+    z = attack_zips(tmp_path, outside)[attack]
+    r = cli("vendor", str(z), "--out", str(tmp_path / "dst"))
+    assert r.returncode == 2 and r.stderr.startswith("layerpack: error:") and "refused" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert snapshot(outside) == before and not (tmp_path / "dst").exists()
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_vendor_never_writes_libraries_through_a_lib_link_leaving_the_tree(tmp_path, outside, cli, in_place):
+    before = snapshot(outside)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    shutil.copy2(ATOMIC, tree / "bootstrap")
+    (tree / "lib").symlink_to(outside)
+    args = ["--in-place"] if in_place else ["--out", str(tmp_path / "dst")]
+    r = cli("vendor", str(tree), *args)
+    assert r.returncode == 2 and "refusing to write through" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert snapshot(outside) == before
+    assert not (tmp_path / "dst").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".layerpack-tmp-")]

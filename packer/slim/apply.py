@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from packer.atomic import atomic_dir
 from packer.errors import SlimError
 from packer.findings import Finding, finding
 from packer.slim import beam, elfstrip, otp
@@ -85,29 +86,32 @@ def _remove_in_place(root: Path, paths: list[str]) -> None:
 def apply(plan: SlimPlan, out: str | Path | None = None, *, in_place: bool = False,
           compile_pyc: str | None = None, progress: Callable[[int], None] | None = None) -> ApplyResult:
     """Write the slimmed tree to `out` (must not exist or be empty), or change `plan.root` itself
-    when `in_place`. `compile_pyc` is a python interpreter to precompile the output with."""
+    when `in_place`. `compile_pyc` is a python interpreter to precompile the output with.
+    `out` appears whole or not at all: it is built in a sibling temporary and renamed."""
     src = Path(plan.root)
+    removed = {a.path for a in plan.actions if a.op == REMOVE}
     if in_place:
         if out is not None:
             raise SlimError("--out and --in-place exclude each other")
+        _remove_in_place(src, sorted(removed, key=len, reverse=True))
+        findings, elf_saved, compiled = _transform(plan, src, compile_pyc, progress)
         dest = src
     else:
         if out is None:
             raise SlimError("no output directory", hint="pass --out DIR (or --in-place to change the input)")
-        dest = Path(out)
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise SlimError(f"{dest}: output exists and is not empty", hint="choose a new --out directory")
-        try:
-            dest.resolve().relative_to(src.resolve())
+        dest = Path(os.path.abspath(out))
+        if dest == src.resolve() or src.resolve() in dest.resolve().parents:
             raise SlimError(f"{dest}: the output cannot be inside the input tree")
-        except ValueError:
-            pass
-    removed = {a.path for a in plan.actions if a.op == REMOVE}
-    if in_place:
-        _remove_in_place(dest, sorted(removed, key=len, reverse=True))
-    else:
-        _copy(src, dest, removed)
+        with atomic_dir(dest) as tmp:
+            _copy(src, tmp, removed)
+            findings, elf_saved, compiled = _transform(plan, tmp, compile_pyc, progress)
+    after, files = tree_bytes(dest)
+    return ApplyResult(dest, after, files, elf_saved, tuple(findings), compiled)
 
+
+def _transform(plan: SlimPlan, dest: Path, compile_pyc: str | None,
+               progress: Callable[[int], None] | None) -> tuple[list[Finding], int, int]:
+    """Strip and rewrite in the copy; (findings, ELF bytes saved, .pyc compiled)."""
     findings: list[Finding] = []
     elf_saved = 0
     extra = tuple(plan.beam.get("extra_chunks", ()))
@@ -131,11 +135,8 @@ def apply(plan: SlimPlan, out: str | Path | None = None, *, in_place: bool = Fal
             _write_atomic(p, new.encode("utf-8", "surrogateescape"))
         if progress:
             progress(1)
-    compiled = 0
-    if compile_pyc:
-        compiled = _compile(dest, compile_pyc)
-    after, files = tree_bytes(dest)
-    return ApplyResult(dest, after, files, elf_saved, tuple(findings), compiled)
+    compiled = _compile(dest, compile_pyc) if compile_pyc else 0
+    return findings, elf_saved, compiled
 
 
 def _compile(root: Path, python: str) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 from packer.vendor.model import Copy
 
@@ -36,7 +35,7 @@ def dpkg_owners(paths: list[str]) -> dict[str, str | None]:
     return {p: next((owners[c] for c in cs if c in owners), None) for p, cs in spellings.items()}
 
 
-def write_third_party(path: Path, copies: list[Copy]) -> None:
+def third_party_text(copies: list[Copy]) -> str:
     owners = dpkg_owners(sorted({c.source for c in copies}))
     lines = ["Libraries vendored into this layer by `layerpack vendor`.",
              "Each keeps the licence of the package it came from; ship their licence texts with your layer.", ""]
@@ -44,4 +43,4 @@ def write_third_party(path: Path, copies: list[Copy]) -> None:
         pkg = owners[c.source]
         lines.append(f"{c.dest}\tfrom {c.source}" + (f" ({c.real})" if c.real != c.source else "")
                      + f"\tpackage: {pkg or 'unknown (not installed by dpkg)'}")
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
