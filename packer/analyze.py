@@ -18,7 +18,7 @@ from typing import Any
 from packer import checks, runtime as runtimes
 from packer.elf.hostlibs import HostLibraries
 from packer.elf.reader import ELF_MAGIC, MACHINES, FileSource, ElfInfo, InfoMemo, read_elf
-from packer.elf.search import MISSING, SHADOWED, VENDORABLE, Edge, Loader, Obj, Process
+from packer.elf.search import MISSING, SHADOWED, UNLOADABLE, VENDORABLE, Edge, Loader, Obj, Process
 from packer.elf.symbols import symbols_needing
 from packer.errors import ElfError, InputError, UsageError
 from packer.findings import Finding, Severity, define, finding
@@ -33,7 +33,9 @@ LIB_MISSING = define("LP101", Severity.ERROR, "library not found on Lambda, nor 
 LIB_VENDORABLE = define("LP102", Severity.ERROR, "library not found on Lambda; this machine has a copy",
                         "run `layerpack vendor` to copy it into the layer's lib/ with an RPATH Lambda honours")
 LIB_SHADOWED = define("LP103", Severity.WARNING, "bundled library is shadowed by the runtime's copy",
-                      "Lambda searches /lib64 before /opt/lib: `layerpack vendor` renames it or sets DT_RPATH so yours wins")
+                      "Lambda searches /lib64 before /opt/lib: `layerpack vendor` renames it or sets DT_RPATH so yours wins "
+                      "(only if your copy is a loadable library for the target: DT_RPATH makes the loader open it first, "
+                      "and a file it cannot load then stops the program)")
 INTERP_MISSING = define("LP104", Severity.ERROR, "program interpreter does not exist on Lambda",
                         "build for glibc with the standard loader path, or ship the loader and start it from a bootstrap wrapper")
 FOREIGN_RPATH = define("LP105", Severity.WARNING, "RPATH/RUNPATH names a build-machine directory",
@@ -42,8 +44,11 @@ STATIC_PROGRAM = define("LP106", Severity.INFO, "statically linked program: no s
                         "nothing to do")
 PATH_NEEDED = define("LP108", Severity.WARNING, "DT_NEEDED names a path instead of a soname",
                      "relink with the library's soname (-l or -Wl,-soname) so the loader searches for it")
-UNLOADABLE_CANDIDATE = define("LP109", Severity.WARNING, "a file the loader will skip sits where it looks for a library",
-                              "it is the wrong architecture or not a valid library; remove or rebuild it")
+UNLOADABLE_CANDIDATE = define("LP109", Severity.WARNING, "a library of another ELF class or machine sits where the loader looks",
+                              "the loader skips only a wrong class or machine and searches on; remove it or rebuild it for the target")
+LOADER_STOPS = define("LP111", Severity.ERROR, "the loader stops at a file that is not a loadable library",
+                      "ld.so does not skip it (a Git LFS pointer, an empty or truncated file, a directory with the "
+                      "library's name): put the real library there (`git lfs pull`) or remove the file")
 TRAILING_DATA = define("LP110", Severity.INFO, "ELF file carries data past its image (SBCL core, raco exe payload)",
                        "layerpack never strips or patches such files; keep them byte-for-byte")
 VERSION_TOO_NEW = define("LP201", Severity.ERROR, "needs a symbol version newer than the runtime provides",
@@ -363,6 +368,10 @@ class Analysis:
             elif e.status == VENDORABLE:
                 self.add(finding(LIB_VENDORABLE, req, f"{req_text} needs {e.name}: not on {where}; this machine has {e.host_path}",
                                  library=e.name, host_path=e.host_path), key=(LIB_VENDORABLE.code, req, e.name))
+            elif e.status == UNLOADABLE:
+                self.add(finding(LOADER_STOPS, self.rel(e.path or ""), f"{req_text} needs {e.name}: ld.so opens {e.path} "
+                                 f"({e.via}) and stops: {e.error}", library=e.name, error=e.error),
+                         key=(LOADER_STOPS.code, root.path, e.path))
             elif e.status == SHADOWED:
                 self.add(finding(LIB_SHADOWED, self.rel(e.shadowed or ""), f"{req_text} needs {e.name}: Lambda loads {e.path} "
                                  f"({e.via}) before the layer's {e.shadowed}", library=e.name, winner=e.path),

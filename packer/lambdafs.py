@@ -71,9 +71,10 @@ class LambdaFS:
     def _lookup(self, path: str, hops: int) -> Node | None:
         if hops > MAX_LINK_HOPS:
             return None
-        path = posixpath.normpath(path)
-        if path.startswith("//"):
-            path = path[1:]
+        physical = self._physical(path, hops)
+        if physical is None:
+            return None
+        path = physical
         for mount, rel in self._mount_for(path):
             if rel == "":
                 return Node(path, "tree", mount, "", DIR)
@@ -93,6 +94,32 @@ class LambdaFS:
         if self.runtime.has_library(path) or self.runtime.has_executable(path):
             return Node(self.runtime.canonical(path), "runtime")
         return None
+
+    def _physical(self, path: str, hops: int) -> str | None:
+        """`path` without `.` and `..`, resolved as the kernel does: a `..` after a symlinked
+        directory goes to the parent of the link's target, not back over the link's name."""
+        parts = path.split("/")
+        if ".." not in parts:
+            out = posixpath.normpath(path)
+            return out[1:] if out.startswith("//") else out
+        resolved = "/"
+        for i, comp in enumerate(parts):
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                resolved = posixpath.dirname(resolved)
+                continue
+            candidate = posixpath.join(resolved, comp)
+            if ".." not in parts[i + 1 :]:
+                return posixpath.normpath(posixpath.join(candidate, *parts[i + 1 :]))
+            if not self._mount_for(candidate):
+                resolved = candidate  # the runtime's own directories have no links that matter here
+                continue
+            node = self._lookup(candidate, hops + 1)
+            if node is None or node.kind != DIR:
+                return None  # ENOENT or ENOTDIR before the `..`
+            resolved = node.path
+        return resolved
 
     def exists(self, path: str) -> bool:
         return self.lookup(path) is not None
@@ -134,14 +161,16 @@ class LambdaFS:
         return found
 
     def _find(self, path: str) -> Found | None:
+        """The path is kept as the loader opened it (its `..` included): it is the `$ORIGIN` base
+        of the library found there."""
         node = self.lookup(path)
-        if node is None or node.kind == DIR:
+        if node is None or (node.kind == DIR and node.where != "tree"):
             return None
         if node.where == "runtime":
             if not self.runtime.has_library(node.path):
                 return None  # an executable, not a library
-            return Found(posixpath.normpath(path), node.path, "runtime", self.runtime.name)
-        return Found(posixpath.normpath(path), node.path, "tree", node.mount.label if node.mount else "", ref=node)
+            return Found(path, node.path, "runtime", self.runtime.name)
+        return Found(path, node.path, "tree", node.mount.label if node.mount else "", ref=node, is_dir=node.kind == DIR)
 
     def elf(self, found: Found) -> ElfInfo | None:
         node = found.ref

@@ -36,6 +36,7 @@ _STATUS_STYLE = {
     "shadowed": ("yellow", "SHADOWED"),
     "vendorable": ("red", "MISSING on Lambda (vendorable)"),
     "missing": ("red", "MISSING"),
+    "unloadable": ("red", "NOT LOADABLE: the loader stops here"),
     "loaded": ("dim", "already loaded"),
 }
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}

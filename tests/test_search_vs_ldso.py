@@ -134,3 +134,125 @@ def test_system_libraries_resolve_like_ld_so() -> None:
     for prog in ("/usr/bin/ls", "/usr/bin/python3", "/usr/bin/curl"):
         if Path(prog).exists():
             _assert_same(Path(os.path.realpath(prog)))
+
+
+# --- issue 13: the model's verdict against ld.so in a Lambda-shaped sandbox ------------------------
+
+from packer.analyze import analyze  # noqa: E402
+from packer.elf.patcher import patchelf_exe  # noqa: E402
+from tests.lambda_ldso import LIB_C, cc, lambda_root, lib, on_lambda, program  # noqa: E402,F401
+
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 15088\n"
+
+
+def _codes(report) -> set[str]:
+    return {f.code for f in report.findings}
+
+
+def _chosen(report, name: str = "libv.so.1") -> str | None:
+    """The real path the model loads `name` from (None when it does not load it)."""
+    for p in report.processes:
+        for e in p.edges:
+            if e.name == name and e.found is not None and e.status in ("bundled", "provided", "shadowed"):
+                return e.found.real
+    return None
+
+
+def _set_rpath(path: Path, value: str, *, runpath: bool = False) -> None:
+    """Exact DT_RPATH/DT_RUNPATH strings (gcc drops empty elements)."""
+    args = ["--set-rpath", value] if runpath else ["--force-rpath", "--set-rpath", value]
+    subprocess.run([patchelf_exe(), *args, str(path)], check=True, capture_output=True)
+
+
+def _spoil(path: Path, how: str, good: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "lfs-pointer":
+        path.write_text(LFS_POINTER)
+    elif how == "truncated":
+        path.write_bytes(good.read_bytes()[:4096])
+    elif how == "directory":
+        path.mkdir()
+        (path / "README").write_text("not a library\n")
+
+
+@pytest.mark.parametrize("how", ["empty", "lfs-pointer", "truncated", "directory"])
+def test_a_file_that_is_not_loadable_stops_the_loader(lambda_root: Path, tmp_path: Path, how: str) -> None:
+    layer = tmp_path / "layer"
+    good = lib(layer / "lib" / "libv.so.1", "good")
+    program(layer / "bootstrap", layer / "lib", rpath="$ORIGIN/bad:$ORIGIN/lib")
+    _spoil(layer / "bad" / "libv.so.1", how, good)
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert not ran.ok, ran
+    assert "/opt/bad/libv.so.1" in ran.err or (how == "truncated" and ran.rc == 128 + 7), ran  # 7: SIGBUS
+    report = analyze(layer)
+    assert report.errors and "LP111" in _codes(report)
+    (f,) = [f for f in report.findings if f.code == "LP111"]
+    assert f.path == "bad/libv.so.1"
+    if how in ("empty", "lfs-pointer", "directory"):  # ld.so's own words
+        assert f.data["error"].split(":")[0] in ran.err
+
+
+def test_a_library_for_another_machine_is_skipped(lambda_root: Path, tmp_path: Path) -> None:
+    cross = shutil.which("aarch64-linux-gnu-gcc")
+    if cross is None:
+        pytest.skip("no aarch64 cross compiler")
+    layer = tmp_path / "layer"
+    lib(layer / "lib" / "libv.so.1", "good")
+    program(layer / "bootstrap", layer / "lib", rpath="$ORIGIN/bad:$ORIGIN/lib")
+    (layer / "bad").mkdir()
+    src = tmp_path / "v.c"
+    src.write_text(LIB_C)
+    subprocess.run([cross, "-shared", "-fPIC", '-DTAG="arm"', "-Wl,-soname,libv.so.1", "-o",
+                    str(layer / "bad" / "libv.so.1"), str(src)], check=True)
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert ran.ok and ran.out == "good"
+    report = analyze(layer, arch="x86_64")
+    assert "LP109" in _codes(report) and "LP111" not in _codes(report)
+    assert _chosen(report) == "/opt/lib/libv.so.1"
+
+
+MID_C = "const char *which(void);\nconst char *mid(void) { return which(); }\n"
+USES_MID_C = '#include <stdio.h>\nconst char *mid(void);\nint main(void) { puts(mid()); return 0; }\n'
+
+
+@pytest.mark.parametrize("both", [True, False])
+def test_dotdot_after_a_symlinked_directory_is_resolved_physically(lambda_root: Path, tmp_path: Path, both: bool) -> None:
+    """libmid is found as /opt/lib/libmid.so with /opt/lib -> vendor/pkg/lib; its RUNPATH
+    $ORIGIN/../deps is /opt/vendor/pkg/deps for the kernel, not /opt/deps."""
+    layer = tmp_path / "layer"
+    real = layer / "vendor" / "pkg"
+    lib(real / "deps" / "libv.so.1", "physical")
+    if both:
+        lib(layer / "deps" / "libv.so.1", "textual")
+    cc(real / "lib" / "libmid.so", MID_C, f"-L{real / 'deps'}", "-l:libv.so.1",
+       "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../deps", shared_name="libmid.so")
+    (layer / "lib").symlink_to("vendor/pkg/lib")
+    cc(layer / "bootstrap", USES_MID_C, f"-L{real / 'lib'}", "-lmid")
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert ran.ok and ran.out == "physical", ran
+    report = analyze(layer)
+    assert not report.errors, [f.message for f in report.findings]
+    assert _chosen(report) == "/opt/vendor/pkg/deps/libv.so.1"
+
+
+@pytest.mark.parametrize("cwd_copy", ["good", "lfs-pointer"])
+def test_an_empty_rpath_element_is_the_working_directory(lambda_root: Path, tmp_path: Path, cwd_copy: str) -> None:
+    """DT_RPATH ':$ORIGIN/lib' searches the current directory first — /var/task on Lambda."""
+    task = tmp_path / "task"
+    good = lib(task / "lib" / "libv.so.1", "origin")
+    boot = program(task / "bootstrap", task / "lib", rpath="$ORIGIN/lib")
+    _set_rpath(boot, ":$ORIGIN/lib")
+    if cwd_copy == "good":
+        lib(task / "libv.so.1", "cwd")
+    else:
+        _spoil(task / "libv.so.1", cwd_copy, good)
+    ran = on_lambda(lambda_root, ("/var/task/bootstrap",), task=task)
+    report = analyze(task, as_="function")
+    if cwd_copy == "good":
+        assert ran.ok and ran.out == "cwd", ran
+        assert not report.errors and _chosen(report) == "/var/task/libv.so.1"
+    else:
+        assert not ran.ok and "invalid ELF header" in ran.err
+        assert "LP111" in _codes(report)

@@ -208,7 +208,8 @@ class _Reader:
         self.size = src.size
         head = src.pread(0, 64)
         if len(head) < 16 or head[:4] != ELF_MAGIC:
-            raise ElfError("not an ELF file")
+            # glibc's loader checks the length before the magic: "file too short" for both
+            raise ElfError("file too short for an ELF header" if len(head) < 64 else "not an ELF file")
         cls, data = head[4], head[5]
         if cls not in (1, 2):
             raise ElfError(f"invalid ELF class {cls}")

@@ -11,10 +11,14 @@ Rules (glibc elf/dl-load.c, elf/get-dynamic-info.h; libtree's conformance tests)
 4. The requester's own DT_RUNPATH (never inherited).
 5. ld.so.cache and the default directories, unless the requester has DF_1_NODEFLIB. (Lambda's
    /etc/ld.so.conf.d is empty, so the cache holds exactly the default directories' libraries.)
-Candidates of the wrong ELF class or machine are skipped and the search goes on.
+Only a candidate of the wrong ELF class or machine is skipped and the search goes on (glibc
+`open_verify`); any other file that is not a loadable ELF object stops the loader with an error
+("file too short", "invalid ELF header", "cannot read file data" for a directory or a truncated
+file, or a SIGBUS when a truncated file's segments are touched).
 `$ORIGIN` is the directory of the object as it was found (the program's: its real path), `$LIB`
-and `$PLATFORM` are the target's values. Hardware-capability subdirectories (`glibc-hwcaps/`) are
-not modelled: Lambda's listings have none and layers rarely ship them.
+and `$PLATFORM` are the target's values. Paths are not normalised as text: the kernel resolves
+`..` after following the link before it. An empty RPATH/RUNPATH/LD_LIBRARY_PATH element is the
+current directory (glibc `fillin_rpath`), `/var/task` on Lambda.
 
 The searcher is pure over a `FileSystem`, so the same code answers "what happens on Lambda"
 (`LambdaFS`) and "what happens on this host" (`HostFS`, used to test against the real `ld.so`).
@@ -33,6 +37,10 @@ from packer.elf.reader import ElfInfo
 from packer.errors import ElfError
 
 PROVIDED, BUNDLED, SHADOWED, VENDORABLE, MISSING = "provided", "bundled", "shadowed", "vendorable", "missing"
+UNLOADABLE = "unloadable"  # the loader opened a file that is not a loadable object and stopped
+
+# What ld.so prints for a file it cannot load, by the reader's complaint (glibc open_verify).
+_LDSO_WORDS = {"not an ELF file": "invalid ELF header", "file too short for an ELF header": "file too short"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Found:
     where: str  # "tree" | "runtime" | "host"
     label: str = ""  # which mount/layer, for reports
     ref: object = field(default=None, compare=False, hash=False)  # the file system's own handle
+    is_dir: bool = False  # open() succeeds on a directory; the loader's read() then fails
 
 
 class FileSystem(Protocol):
@@ -92,6 +101,7 @@ class Edge:
     host_path: str | None = None  # vendorable: where this host has it
     target: Obj | None = None
     found: Found | None = field(default=None, repr=False)  # the file the loader opened, to read it
+    error: str | None = None  # status unloadable: what ld.so reports
 
 
 @dataclass
@@ -117,11 +127,18 @@ def expand(entry: str, obj: Obj, fs: FileSystem) -> str | None:
         return {"ORIGIN": origin, "LIB": fs.lib_token, "PLATFORM": fs.platform}.get(token, m.group(0))
 
     out = re.sub(r"\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)\b)", sub, entry)
-    if not out:
-        return None
-    if not out.startswith("/"):
-        out = posixpath.join(fs.cwd, out)
-    return posixpath.normpath(out)
+    return search_dir(out, fs.cwd)
+
+
+def search_dir(entry: str, cwd: str) -> str:
+    """One search-path element as the loader opens it: empty is the current directory, relative
+    is relative to it; `..` stays (it is resolved physically by the file system)."""
+    if not entry:
+        return cwd
+    if not entry.startswith("/"):
+        entry = posixpath.join(cwd, entry)
+    entry = re.sub(r"/+", "/", entry)
+    return entry.rstrip("/") or "/"
 
 
 class Loader:
@@ -130,7 +147,7 @@ class Loader:
     def __init__(self, fs: FileSystem, ld_library_path: tuple[str, ...], default_dirs: tuple[str, ...],
                  *, machine: int | None = None, bits: int | None = None, host_finder=None) -> None:
         self.fs = fs
-        self.ld_library_path = tuple(d for d in ld_library_path if d)
+        self.ld_library_path = tuple(search_dir(d, fs.cwd) for d in ld_library_path)
         self.default_dirs = default_dirs
         self.machine = machine
         self.bits = bits
@@ -219,10 +236,14 @@ class Loader:
         edge = Edge(requester.path, name, MISSING)
         if "/" in name:  # a path dependency: opened as is, relative to the working directory
             path = name if name.startswith("/") else posixpath.join(self.fs.cwd, name)
-            found = self.fs.find(posixpath.normpath(path))
+            found = self.fs.find(path)
             edge.searched.append(Step(posixpath.dirname(path), "path in DT_NEEDED"))
             if found is not None:
-                self._accept(edge, found, "path in DT_NEEDED")
+                refusal = self._refusal(found) if found.where != "runtime" else None
+                if refusal is not None:
+                    edge.status, edge.path, edge.error, edge.found = UNLOADABLE, found.path, refusal, found
+                else:
+                    self._accept(edge, found, "path in DT_NEEDED")
             return edge
         steps = steps if steps is not None else self.steps_for(requester, main)
         seen_dirs: set[str] = set()
@@ -235,11 +256,11 @@ class Loader:
             if found is None:
                 continue
             if found.where != "runtime":
-                try:
-                    why = self._compatible(self.elf(found))
-                except ElfError as exc:
-                    edge.skipped.append((found.path, f"not a loadable ELF file: {exc}"))
-                    continue
+                refusal = self._refusal(found)
+                if refusal is not None:
+                    edge.status, edge.path, edge.via, edge.error, edge.found = UNLOADABLE, found.path, step.source, refusal, found
+                    return edge
+                why = self._compatible(self.elf(found))
                 if why:
                     edge.skipped.append((found.path, why))
                     continue
@@ -259,6 +280,16 @@ class Loader:
                 edge.status = VENDORABLE
                 edge.host_path = str(host)
         return edge
+
+    def _refusal(self, found: Found) -> str | None:
+        """What ld.so says when it stops at `found` (None: it is an ELF object it can judge)."""
+        if found.is_dir:
+            return "cannot read file data: Is a directory"
+        try:
+            self.elf(found)
+        except ElfError as exc:
+            return _LDSO_WORDS.get(str(exc), f"cannot read file data, or SIGBUS when mapped ({exc})")
+        return None
 
     def _accept(self, edge: Edge, found: Found, via: str) -> None:
         edge.found = found
@@ -341,9 +372,9 @@ class HostFS:
         self.platform = platform
 
     def find(self, path: str) -> Found | None:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             return None
-        return Found(path, os.path.realpath(path), "host")
+        return Found(path, os.path.realpath(path), "host", is_dir=os.path.isdir(path))
 
     def elf(self, found: Found) -> ElfInfo | None:
         from packer.elf.reader import read_path

@@ -1,0 +1,96 @@
+"""The judge of the loader tests: the real glibc ld.so in a bubblewrap sandbox shaped like Lambda.
+
+The sandbox is the emulator's (`packer.emulator.sandbox`): only the runtime's listed libraries in
+/lib64, the layer at /opt, the function at /var/task (also the working directory), Lambda's PATH and
+LD_LIBRARY_PATH and nothing else of the environment. Programs and libraries are compiled from small C
+sources at test time, so each case is a real ELF tree built by the real toolchain. (No tests here.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool
+
+RUNTIME = "provided.al2023"
+
+# A library that says which copy of it was loaded, and a program that prints it.
+LIB_C = 'const char *which(void) { return TAG; }\n'
+MAIN_C = '#include <stdio.h>\nconst char *which(void);\nint main(void) { puts(which()); return 0; }\n'
+
+
+@dataclass(frozen=True)
+class Ran:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+@pytest.fixture(scope="session")
+def lambda_root(tmp_path_factory) -> Path:
+    """The runtime's root rebuilt from host files (once per session, shared with the emulator tests'
+    cache when they run in the same session)."""
+    require_tool("bwrap")
+    require_tool("gcc")
+    from packer import runtime
+    from packer.emulator import rootfs, sandbox
+
+    reason = sandbox.probe()
+    if reason:
+        pytest.fail(f"bwrap cannot sandbox here: {reason}")
+    cache = Path(os.environ.get("LAYERPACK_CACHE_DIR") or tmp_path_factory.mktemp("ldso-cache")) / "emulator"
+    return rootfs.materialize(rootfs.plan_root(runtime.load(RUNTIME, "x86_64")), cache)
+
+
+def on_lambda(root: Path, argv: tuple[str, ...], *, opt: Path | None = None, task: Path | None = None,
+              env: dict[str, str] | None = None) -> Ran:
+    """Run argv in the Lambda-shaped sandbox with Lambda's environment (plus `env`)."""
+    from packer import runtime
+    from packer.emulator import sandbox
+
+    rt = runtime.load(RUNTIME, "x86_64")
+    full = {"PATH": ":".join(rt.path_env), "LD_LIBRARY_PATH": ":".join(rt.ld_library_path),
+            "LAMBDA_TASK_ROOT": "/var/task", "LANG": "en_US.UTF-8", **(env or {})}
+    spec = sandbox.SandboxSpec(root=root, opt=opt, task=task, command=argv, env=full)
+    proc = subprocess.run(sandbox.bwrap_argv(spec, sandbox.bwrap_path() or "bwrap"), capture_output=True,
+                          text=True, timeout=60)
+    return Ran(proc.returncode, proc.stdout.strip(), proc.stderr.strip())
+
+
+def cc(out: Path, source: str, *flags: str, shared_name: str | None = None) -> Path:
+    """Compile `source` (C text) into `out`; `shared_name`: a shared library with that soname."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.parent / f".{out.name}.c"
+    src.write_text(source)
+    cmd = ["gcc", "-O1", "-o", str(out), str(src), *flags]
+    if shared_name:
+        cmd += ["-shared", "-fPIC", f"-Wl,-soname,{shared_name}"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    src.unlink()
+    out.chmod(0o755)
+    return out
+
+
+def lib(out: Path, tag: str, soname: str = "libv.so.1", *flags: str) -> Path:
+    """A libv that answers `tag` when asked which copy it is."""
+    return cc(out, LIB_C, f'-DTAG="{tag}"', *flags, shared_name=soname)
+
+
+def program(out: Path, libdir: Path, *, rpath: str | None = None, runpath: str | None = None,
+            soname: str = "libv.so.1", extra: tuple[str, ...] = ()) -> Path:
+    """A program that needs `soname` (linked against the copy in `libdir`), with an RPATH or RUNPATH."""
+    flags = [f"-L{libdir}", f"-l:{soname}", *extra]
+    if rpath is not None:
+        flags.append(f"-Wl,--disable-new-dtags,-rpath,{rpath}")
+    if runpath is not None:
+        flags.append(f"-Wl,--enable-new-dtags,-rpath,{runpath}")
+    return cc(out, MAIN_C, *flags)
