@@ -30,7 +30,7 @@ import os
 import posixpath
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from packer.elf.reader import ElfInfo
@@ -229,8 +229,7 @@ class Loader:
         target = done.target
         if target is not None:
             target = Obj(target.path, target.real, target.where, None, label=target.label)
-        return Edge(requester.path, name, done.status, done.path, done.via, done.searched, done.skipped,
-                    done.shadowed, done.host_path, target, done.found)
+        return replace(done, requester=requester.path, target=target)
 
     def _search(self, name: str, requester: Obj, main: Obj | None, steps: list[Step] | None = None) -> Edge:
         edge = Edge(requester.path, name, MISSING)
