@@ -13,6 +13,7 @@ sharing bytes, headers that disagree) is refused before anything inflates it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -166,18 +167,22 @@ class ZipFacts:
     findings: list[Finding] = field(default_factory=list)
 
 
-def inspect_zip(path: str | os.PathLike) -> ZipFacts:
+def inspect_zip(path: str | os.PathLike, zf: zipfile.ZipFile | None = None) -> ZipFacts:
     """Read a zip's directory and local headers; refuse zip bombs with PackageError.
 
     Refused: declared sizes no deflate stream of that length can produce (ratio > 1032:1),
     stored members whose sizes disagree, members whose data overlap (one stream counted many
     times) or run past the directory, local headers that disagree with the directory,
-    more than 1,000,000 entries or more than 4 GiB declared. Nothing is inflated."""
+    more than 1,000,000 entries or more than 4 GiB declared. Nothing is inflated.
+    `zf`: the archive already open (a zip Tree's), so the central directory is parsed once
+    (measured on 52,000 entries: parsing it is 45 % of `check`); the caller keeps it open."""
     p = Path(path)
     origin = str(path)
+    own = zf is None
     try:
         zsize = p.stat().st_size
-        zf = zipfile.ZipFile(p)
+        if zf is None:
+            zf = zipfile.ZipFile(p)
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise PackageError(f"{origin}: not a readable zip file ({exc})") from exc
     out: list[Finding] = []
@@ -186,7 +191,7 @@ def inspect_zip(path: str | os.PathLike) -> ZipFacts:
         return PackageError(f"{origin}: refused as a zip bomb: {why}",
                             hint="rebuild the layer from its files with `layerpack build`")
 
-    with zf:
+    with zf if own else contextlib.nullcontext(zf):
         infos = zf.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
             raise refuse(f"{len(infos):,} entries")

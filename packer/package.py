@@ -283,7 +283,7 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
     try:
         with os.fdopen(fd, "w+b") as fh, _open(src) as t:
             if t.kind == "zip":
-                findings.extend(budget_mod.inspect_zip(src).findings)
+                findings.extend(budget_mod.inspect_zip(src, t.zip_file).findings)
             exclude = []
             if t.kind == "dir":
                 exclude = [r for r in (_inside(src, out_path), _inside(src, tmp)) if r]
@@ -373,7 +373,7 @@ def _measure(path: str | Path, role: str, *, zipped: bool, level: int, backend: 
     t = _open(path)
     try:
         if t.kind == "zip":
-            facts = budget_mod.inspect_zip(path)
+            facts = budget_mod.inspect_zip(path, t.zip_file)
             findings.extend(facts.findings)
             return Artefact(str(path), role, "zip", facts.declared_unzipped, facts.zipped_size, facts.entries), t, findings
         p = plan(t, dereference=False)

@@ -93,6 +93,11 @@ class Tree:
     _members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)  # normalised name -> member
     _single: Path | None = None
 
+    @property
+    def zip_file(self) -> zipfile.ZipFile | None:
+        """The open archive of a zip tree, so a command parses its central directory once."""
+        return self._zip
+
     # -- reading -------------------------------------------------------------------------------
     def host_path(self, rel: str) -> Path | None:
         """Where the entry's bytes live on this machine (None for zip members)."""

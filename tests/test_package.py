@@ -326,3 +326,20 @@ def test_build_uses_zlib_ng_by_default_and_says_so_when_it_falls_back_to_zlib(tm
     assert [f.code for f in plain.findings if f.code == "LP514"] == ["LP514"]
     with zipfile.ZipFile(tmp_path / "plain.zip") as z:
         assert z.read("data.txt") == (tree / "data.txt").read_bytes()
+
+
+def test_check_of_a_zip_parses_its_central_directory_once(tmp_path: Path, monkeypatch) -> None:
+    from packer.package import check
+
+    src = tmp_path / "src"
+    for i in range(300):
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i}.txt").write_text("x" * i)
+    archive = tmp_path / "layer.zip"
+    subprocess.run([require_tool("zip"), "-qr", str(archive), "."], cwd=src, check=True)
+    parses = []
+    original = zipfile.ZipFile._RealGetContents
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", lambda self: parses.append(1) or original(self))
+    report = check(archive, zipped=True)
+    assert report.target.entries >= 300 and report.target.zipped == archive.stat().st_size
+    assert len(parses) == 1
