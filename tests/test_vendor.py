@@ -41,6 +41,12 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+@pytest.fixture(params=["patchelf", "lief"])
+def patcher(request) -> str:
+    """Every vendor test that patches runs with both patchers: lief must pass what patchelf passes."""
+    return request.param
+
+
 def sandbox_run(opt: Path, argv: tuple[str, ...] = ("/opt/bootstrap",), env: dict | None = None,
                 runtime: str = "provided.al2023") -> subprocess.CompletedProcess:
     """Run with the layer at /opt and only the runtime's library set in /lib64 (bwrap)."""
@@ -61,12 +67,12 @@ def test_plan_copies_the_missing_library_with_its_soname_link_and_sets_rpath() -
     assert p.ok and p.bytes_added == os.path.getsize(os.path.realpath("/lib/x86_64-linux-gnu/libatomic.so.1"))
 
 
-def test_vendored_binary_runs_with_only_the_runtime_library_set_and_failed_before(tmp_path: Path) -> None:
+def test_vendored_binary_runs_with_only_the_runtime_library_set_and_failed_before(tmp_path: Path, patcher: str) -> None:
     before = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic"})
     failed = sandbox_run(before)
     assert failed.returncode != 0 and "libatomic.so.1: cannot open shared object file" in failed.stderr
     out = tmp_path / "out"
-    res = vendor.apply(vendor.plan(before), out)
+    res = vendor.apply(vendor.plan(before), out, patcher=patcher)
     assert res.ok, res.findings
     ran = sandbox_run(out)
     assert ran.returncode == 0 and "atomic fixture" in ran.stdout
@@ -76,26 +82,26 @@ def test_vendored_binary_runs_with_only_the_runtime_library_set_and_failed_befor
     assert "libatomic1" in (out / "lib" / "THIRD-PARTY.txt").read_text()
 
 
-def test_transitive_closure_from_a_sysroot_runs(tmp_path: Path) -> None:
+def test_transitive_closure_from_a_sysroot_runs(tmp_path: Path, patcher: str) -> None:
     sysroot = FIX / "sysroot" / "x86_64"
     src = make_tree(tmp_path, {"bootstrap": X86 / "needs-fix1"})
     p = vendor.plan(src, sysroot=sysroot)
     assert {c.soname for c in p.copies} == {"libfix1.so.1", "libfix2.so.1"}
     assert ("lib/libfix1.so.1", ("$ORIGIN",)) in [(op.rel, op.patch.rpath) for op in p.patches]
     out = tmp_path / "out"
-    assert vendor.apply(p, out).ok
+    assert vendor.apply(p, out, patcher=patcher).ok
     ran = sandbox_run(out)
     assert ran.returncode == 0 and "fix 2" in ran.stdout
 
 
-def test_bundled_copy_of_a_runtime_soname_is_renamed_and_wins(tmp_path: Path) -> None:
+def test_bundled_copy_of_a_runtime_soname_is_renamed_and_wins(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bootstrap": X86 / "needs-z", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
     assert "LP103" in {f.code for f in analyze(src).findings}
     p = vendor.plan(src)
     (move,) = p.moves
     assert move.source == "lib/libz.so.1" and move.new_soname.startswith("libz-") and move.new_soname.endswith(".so.1")
     out = tmp_path / "out"
-    res = vendor.apply(p, out)
+    res = vendor.apply(p, out, patcher=patcher)
     assert res.ok and not [f for f in res.report.findings if f.code == "LP103"]
     boot = read_path(out / "bootstrap")
     assert move.new_soname in boot.needed and "libz.so.1" not in boot.needed
@@ -122,14 +128,14 @@ def test_vendored_libstdcxx_is_not_shadowed_by_runtime_copy(tmp_path: Path) -> N
     assert not p.ok
 
 
-def test_unreachable_library_already_in_the_tree_gets_an_rpath_not_a_copy(tmp_path: Path) -> None:
+def test_unreachable_library_already_in_the_tree_gets_an_rpath_not_a_copy(tmp_path: Path, patcher: str) -> None:
     src = tmp_path / "chain"
     shutil.copytree(X86 / "chain", src, symlinks=True)
     p = vendor.plan(src)
     assert p.copies == []
     assert ("deps/liba.so", ("$ORIGIN",)) in [(op.rel, op.patch.rpath) for op in p.patches]
     out = tmp_path / "out"
-    res = vendor.apply(p, out)
+    res = vendor.apply(p, out, patcher=patcher)
     assert not [f for f in res.report.findings if f.code == "LP101" and "runpath-main" in f.message]
     real = subprocess.run(["/lib64/ld-linux-x86-64.so.2", "--inhibit-cache", "--list", str(out / "runpath-main")],
                           capture_output=True, text=True)
@@ -148,14 +154,14 @@ def test_vendored_library_needing_a_newer_glibc_is_caught() -> None:
     assert "LP902" in {f.code for f in p.findings}  # Debian's libstdc++ needs GLIBC_2.3x > AL2's 2.26
 
 
-def test_bundle_libc_starts_a_program_needing_a_newer_glibc(tmp_path: Path) -> None:
+def test_bundle_libc_starts_a_program_needing_a_newer_glibc(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bootstrap": X86 / "needs-glibc236"})
     assert "LP201" in {f.code for f in analyze(src).findings}
     p = vendor.plan(src, bundle_libc=True)
     assert {c.soname for c in p.copies} >= {"libc.so.6", "ld-linux-x86-64.so.2"}
     assert "LP905" in {f.code for f in p.findings}
     out = tmp_path / "out"
-    res = vendor.apply(p, out)
+    res = vendor.apply(p, out, patcher=patcher)
     assert res.ok and not res.report.findings, res.report.findings
     assert (out / "bin" / "bootstrap.real").is_file() and os.access(out / "bootstrap", os.X_OK)
     ran = sandbox_run(out)
@@ -167,13 +173,13 @@ def test_bundle_libc_starts_a_program_needing_a_newer_glibc(tmp_path: Path) -> N
     assert 'exec "$here/lib/ld-linux-x86-64.so.2" --argv0 "$0" --library-path "$here/lib:/lib64:/usr/lib64"' in (out / "bootstrap").read_text()
 
 
-def test_arm64_fixture_is_vendored_and_reanalysed_on_x86_64(tmp_path: Path) -> None:
+def test_arm64_fixture_is_vendored_and_reanalysed_on_x86_64(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bootstrap": ARM / "needs-atomic"})
     p = vendor.plan(src)
     assert p.arch == "arm64" and p.copies[0].real.startswith("/usr/aarch64-linux-gnu/")
     before = read_path(src / "bootstrap")
     out = tmp_path / "out"
-    res = vendor.apply(p, out)
+    res = vendor.apply(p, out, patcher=patcher)
     assert res.ok and res.report.runtime.arch == "arm64"
     after = read_path(out / "bootstrap")
     assert after.machine_name == "aarch64" and after.rpath == ("$ORIGIN/lib",)
@@ -181,11 +187,11 @@ def test_arm64_fixture_is_vendored_and_reanalysed_on_x86_64(tmp_path: Path) -> N
     assert read_path(out / "lib" / "libatomic.so.1").machine_name == "aarch64"
 
 
-def test_vendoring_twice_is_byte_identical_and_leaves_the_input_unchanged(tmp_path: Path) -> None:
+def test_vendoring_twice_is_byte_identical_and_leaves_the_input_unchanged(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bootstrap": X86 / "needs-fix1", "bin/other": X86 / "needs-fix1"})
     before = tree_digest(src)
     for name in ("a", "b"):
-        res = run_cli("vendor", str(src), "--out", str(tmp_path / name), "--sysroot", str(FIX / "sysroot" / "x86_64"), "--strip")
+        res = run_cli("vendor", "--patcher", patcher, str(src), "--out", str(tmp_path / name), "--sysroot", str(FIX / "sysroot" / "x86_64"), "--strip")
         assert res.returncode == 0, res.stdout + res.stderr
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     assert tree_digest(src) == before
@@ -226,34 +232,34 @@ def test_hashed_names_keep_the_so_suffix(soname: str, expected: str) -> None:
     assert vendor.hashed_name(soname, "1234567890abcdef") == expected
 
 
-def test_zip_input_is_vendored_into_a_directory(tmp_path: Path) -> None:
+def test_zip_input_is_vendored_into_a_directory(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "share/data.txt": X86 / "hello"})
     (src / "lib").mkdir()
     (src / "lib" / "libalias.so").symlink_to("../share/data.txt")
     z = tmp_path / "in.zip"
     subprocess.run(["zip", "-qry", str(z), "."], cwd=src, check=True)
     out = tmp_path / "out"
-    res = run_cli("vendor", str(z), "--out", str(out))
+    res = run_cli("vendor", "--patcher", patcher, str(z), "--out", str(out))
     assert res.returncode == 0, res.stdout + res.stderr
     assert os.readlink(out / "lib" / "libalias.so") == "../share/data.txt"
     assert os.access(out / "bootstrap", os.X_OK) and (out / "lib" / "libatomic.so.1").exists()
     assert read_path(out / "bootstrap").rpath == ("$ORIGIN/lib",)
 
 
-def test_in_place_changes_the_input_directory_only_when_asked(tmp_path: Path) -> None:
+def test_in_place_changes_the_input_directory_only_when_asked(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic"})
-    res = run_cli("vendor", str(src), "--in-place")
+    res = run_cli("vendor", "--patcher", patcher, str(src), "--in-place")
     assert res.returncode == 0 and (src / "lib" / "libatomic.so.1").exists()
     assert read_path(src / "bootstrap").rpath == ("$ORIGIN/lib",)
 
 
-def test_bundle_libc_follows_a_bootstrap_link_to_the_program(tmp_path: Path) -> None:
+def test_bundle_libc_follows_a_bootstrap_link_to_the_program(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bin/app": X86 / "needs-glibc236"})
     (src / "bootstrap").symlink_to("bin/app")
     p = vendor.plan(src, bundle_libc=True)
     assert p.wrapper is not None and p.wrapper.program == "bin/app" and not p.wrapper.move
     out = tmp_path / "out"
-    res = vendor.apply(p, out)
+    res = vendor.apply(p, out, patcher=patcher)
     assert res.ok, res.findings
     assert not (out / "bootstrap").is_symlink() and '"$here/bin/app"' in (out / "bootstrap").read_text()
     ran = sandbox_run(out)
@@ -276,3 +282,64 @@ def test_one_batched_dpkg_call_names_the_same_packages_as_one_call_per_file() ->
                 break
     assert dpkg_owners(libs) == expected
     assert expected["/lib/x86_64-linux-gnu/libz.so.1"] and expected["/nonexistent/libnothing.so.1"] is None
+
+
+def test_renamed_library_with_a_version_requirement_runs(tmp_path: Path, patcher: str) -> None:
+    """needs-zver needs ZLIB_1.2.0 from libz.so.1: the rename must reach the verneed entry too,
+    keep the exec bit, and the real loader in the sandbox must accept the result."""
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-zver", "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
+    p = vendor.plan(src)
+    (move,) = p.moves
+    out = tmp_path / "out"
+    res = vendor.apply(p, out, patcher=patcher)
+    assert res.ok, res.findings
+    boot = read_path(out / "bootstrap")
+    assert (move.new_soname, ("ZLIB_1.2.0",)) in boot.version_needs
+    assert "libz.so.1" not in {f for f, _ in boot.version_needs}
+    assert os.access(out / "bootstrap", os.X_OK)
+    ran = sandbox_run(out)
+    assert ran.returncode == 0 and ran.stdout.startswith("zlib ") and "bound" in ran.stdout, ran.stderr
+
+
+def test_a_needed_rename_that_leaves_the_version_requirement_behind_is_refused(tmp_path: Path) -> None:
+    """What a naive lief rename produces: ld.so aborts on it, and the patcher's read-back refuses it."""
+    lief = pytest.importorskip("lief")
+    from packer.elf.patcher import Patch, verify
+    from packer.errors import ElfError
+
+    out = make_tree(tmp_path, {"bootstrap": X86 / "needs-zver", "lib/libz-0123abcd.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
+    before = read_path(out / "bootstrap")
+    binary = lief.ELF.parse(str(out / "bootstrap"))
+    for e in binary.dynamic_entries:
+        if e.tag == lief.ELF.DynamicEntry.TAG.NEEDED and e.name == "libz.so.1":
+            e.name = "libz-0123abcd.so.1"
+    binary.add(lief.ELF.DynamicEntryRpath("$ORIGIN/lib"))
+    binary.write(str(out / "bootstrap"))
+    (out / "bootstrap").chmod(0o755)
+    ran = sandbox_run(out)
+    assert ran.returncode != 0 and "_dl_check_map_versions" in ran.stderr, ran.stderr
+    with pytest.raises(ElfError, match="_dl_check_map_versions"):
+        verify(out / "bootstrap", Patch(rpath=("$ORIGIN/lib",), replace_needed=(("libz.so.1", "libz-0123abcd.so.1"),)), before)
+
+
+def test_strip_on_arm64_uses_the_cross_strip_and_keeps_alignment(tmp_path: Path, patcher: str) -> None:
+    from packer.elf.strip import loads_aligned, strip_tool
+
+    cross = require_tool("aarch64-linux-gnu-strip")
+    assert strip_tool("aarch64", host="x86_64") == cross
+    sysroot = FIX / "sysroot" / "aarch64"
+    lib = next(sysroot.rglob("libfix1.so.1"))
+    readelf = require_tool("aarch64-linux-gnu-readelf")
+    assert ".symtab" in subprocess.run([readelf, "-SW", str(lib)], capture_output=True, text=True).stdout
+    src = make_tree(tmp_path, {"bootstrap": ARM / "needs-fix1"})
+    out = tmp_path / "out"
+    res = run_cli("vendor", "--patcher", patcher, str(src), "--out", str(out), "--sysroot", str(sysroot), "--strip", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not [f for f in json.loads(res.stdout)["after"] if f["code"] in ("LP908", "LP909")]
+    for name in ("libfix1.so.1", "libfix2.so.1"):
+        vendored = out / "lib" / name
+        before, after = read_path(next(sysroot.rglob(name))), read_path(vendored)
+        assert after.machine_name == "aarch64"
+        assert loads_aligned(after) and after.load_align == before.load_align
+        sections = subprocess.run([readelf, "-SW", str(vendored)], capture_output=True, text=True).stdout
+        assert ".symtab" not in sections

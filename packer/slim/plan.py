@@ -211,10 +211,92 @@ def _runtime_pyc_tag(runtime: str | None) -> str | None:
 
 
 # -- the planner -----------------------------------------------------------------------------------
+#
+# plan() is a pipeline: open the tree -> index it (sizes, OTP graph, what the keep globs protect)
+# -> prune OTP applications -> decide removals entry by entry -> one planner per remaining TOML
+# `action` on what survives -> the Python bytecode check -> totals. Each step reads the shared
+# `_Scan` and adds to its `doomed` map and `findings`; only `_Scan.build` and the removal walk know
+# about protection.
 
 
-def plan(path: str | Path, profile: Profile, options: SlimOptions = SlimOptions()) -> SlimPlan:
-    """Decide every action of `profile` at `options.tier` on the directory `path` (read-only)."""
+@dataclass
+class _Scan:
+    """The tree as the planners see it, and what they have decided so far."""
+
+    root: Path
+    tree: Tree
+    profile: Profile
+    options: SlimOptions
+    rules: list[Rule]
+    graph: otp.Graph
+    order: list[str]
+    size_below: dict[str, tuple[int, int]]  # dir -> (bytes, files) of the regular files below it
+    before: int
+    files_before: int
+    bases: dict[str, list[str]] = field(default_factory=dict)
+    protected: set[str] = field(default_factory=set)  # never removed (profile guards and --keep, plus parents)
+    user_protected: set[str] = field(default_factory=set)  # --keep and parents: also shields whole applications
+    untouchable: set[str] = field(default_factory=set)  # --keep: not stripped or rewritten either
+    doomed: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (rule id, note) for every removed entry
+    findings: list[Finding] = field(default_factory=list)
+    beam_info: dict = field(default_factory=dict)
+
+    @property
+    def entries(self) -> dict:
+        return self.tree.entries
+
+    def matches(self, rule: Rule, rel: str) -> bool:
+        return _matches(rule, rel, self.entries[rel].kind, self.bases[rule.id], self.entries)
+
+    def weight(self, rel: str) -> tuple[int, int]:
+        e = self.entries[rel]
+        if e.kind == DIR:
+            return self.size_below.get(rel, (0, 0))
+        return (e.size, 1) if e.kind == FILE else (0, 0)
+
+    def survivors(self) -> list[str]:
+        return [rel for rel in self.order if rel not in self.doomed and rel not in self.untouchable]
+
+    @classmethod
+    def build(cls, root: Path, tree: Tree, profile: Profile, options: SlimOptions) -> _Scan:
+        entries = tree.entries
+        order = sorted(entries)
+        size_below: dict[str, tuple[int, int]] = {}
+        before = files_before = 0
+        for rel in order:
+            e = entries[rel]
+            if e.kind == FILE:
+                before += e.size
+                files_before += 1
+                for a in _ancestors(rel):
+                    b, f = size_below.get(a, (0, 0))
+                    size_below[a] = (b + e.size, f + 1)
+        graph = otp.discover(root, (r for r in order if entries[r].kind == DIR))
+        rules = profile.rules_for(options.tier)
+        scan = cls(root, tree, profile, options, rules, graph, order, size_below, before, files_before)
+        scan.bases = {r.id: _bases(r.scope, graph) for r in rules}
+        scan.protect()
+        return scan
+
+    def protect(self) -> None:
+        """Mark what the keep globs shield: --keep entries (untouchable), profile guards, their parents."""
+        for rel in self.order:
+            if any(glob_match(g, rel) for g in self.options.keep):
+                self.untouchable.add(rel)
+                self.protected.add(rel)
+                self.protected.update(_ancestors(rel))
+                self.user_protected.add(rel)
+                self.user_protected.update(_ancestors(rel))
+            elif any(glob_match(g, rel) for g in self.profile.keep):
+                self.protected.add(rel)
+                self.protected.update(_ancestors(rel))
+        for rel in self.order:  # anything below an untouchable dir is untouchable too
+            if any(a in self.untouchable for a in _ancestors(rel)):
+                self.untouchable.add(rel)
+                self.protected.add(rel)
+
+
+def _open(path: str | Path) -> tuple[Path, Tree]:
     root = Path(path)
     tree = open_tree(root)
     if tree.kind != "dir":
@@ -222,228 +304,271 @@ def plan(path: str | Path, profile: Profile, options: SlimOptions = SlimOptions(
     if tree.problems:
         p = tree.problems[0]
         raise SlimError(f"{path}/{p.path}: {p.detail}", hint="make the tree readable before slimming it")
-    entries = tree.entries
-    order = sorted(entries)
-    size_below: dict[str, tuple[int, int]] = {}  # dir -> (bytes, files)
-    before = files_before = 0
-    for rel in order:
-        e = entries[rel]
-        if e.kind == FILE:
-            before += e.size
-            files_before += 1
-            for a in _ancestors(rel):
-                b, f = size_below.get(a, (0, 0))
-                size_below[a] = (b + e.size, f + 1)
+    return root, tree
 
-    def weight(rel: str) -> tuple[int, int]:
-        e = entries[rel]
-        if e.kind == DIR:
-            return size_below.get(rel, (0, 0))
-        return (e.size, 1) if e.kind == FILE else (0, 0)
 
-    graph = otp.discover(root, (r for r in order if entries[r].kind == DIR))
-    findings: list[Finding] = []
-    rules = profile.rules_for(options.tier)
-    user_keep = options.keep
-    protected: set[str] = set()  # never removed (profile guards and --keep, plus their parents)
-    user_protected: set[str] = set()  # --keep and parents: also shields whole applications
-    untouchable: set[str] = set()  # --keep: not stripped or rewritten either
-    for rel in order:
-        if any(glob_match(g, rel) for g in user_keep):
-            untouchable.add(rel)
-            protected.add(rel)
-            protected.update(_ancestors(rel))
-            user_protected.add(rel)
-            user_protected.update(_ancestors(rel))
-        elif any(glob_match(g, rel) for g in profile.keep):
-            protected.add(rel)
-            protected.update(_ancestors(rel))
-    # anything below an untouchable dir is untouchable too
-    for rel in order:
-        if any(a in untouchable for a in _ancestors(rel)):
-            untouchable.add(rel)
-            protected.add(rel)
+def plan(path: str | Path, profile: Profile, options: SlimOptions = SlimOptions()) -> SlimPlan:
+    """Decide every action of `profile` at `options.tier` on the directory `path` (read-only)."""
+    root, tree = _open(path)
+    scan = _Scan.build(root, tree, profile, options)
+    apps_kept, apps_removed = _prune_apps(scan)
+    _decide_removals(scan)
+    actions = _removal_actions(scan)
+    for r in scan.rules:
+        planner = _SURVIVOR_PLANNERS.get(r.action)
+        if planner is not None:
+            actions += planner(scan, r)
+    _check_bytecode(scan)
+    return _summarise(scan, actions, apps_kept, apps_removed)
 
-    doomed: dict[str, tuple[str, str]] = {}  # path -> (rule id, note), for every removed entry
 
-    # 1. the OTP application closure
-    apps_kept: dict[str, str] = {}
-    apps_removed: dict[str, str] = {}
-    prune_rule = next((r for r in rules if r.action == "prune-apps"), None)
-    if graph.apps and (prune_rule is not None or options.keep_apps):
-        roots: dict[str, str] = {}
-        for name in profile.otp.roots:
-            if name in graph.apps:
-                roots[name] = f"profile {profile.name} root"
-        for rel_file, names in graph.releases.items():
-            for n in names:
-                roots.setdefault(n, f"in release {rel_file}")
-        for name, app in graph.apps.items():
-            if app.root is None:
-                roots.setdefault(name, f"your application ({app.dir})")
-        for name in options.keep_apps:
-            roots[name] = "--keep-app"
-            if name not in graph.apps:
-                findings.append(finding(UNKNOWN_APP, name, f"--keep-app {name}: no application {name!r} in the tree"))
-        cl = otp.closure(graph.apps, roots, profile.otp.drop_always)
-        apps_kept = dict(sorted(cl.kept.items()))
-        if prune_rule is not None:
-            apps_removed = dict(cl.removed)
-            for name, why in cl.removed.items():
-                d = graph.apps[name].dir
-                if d in user_protected:
-                    apps_removed.pop(name)
-                    apps_kept[name] = "protected by a keep glob"
-                    continue
-                doomed[d] = (prune_rule.id, f"app {name}: {why}")
-            for name, by in cl.dropped_but_required.items():
-                findings.append(finding(DROP_LISTED, graph.apps[name].dir, f"{by} lists {name} in applications, but {name} is a GUI/dev-tool app and was dropped"))
-            for name, by in cl.soft_misses.items():
-                if name in apps_removed:
-                    findings.append(finding(SOFT_DEP, graph.apps[name].dir, f"{name} removed; runtime_dependencies of {', '.join(by)} mention it"))
+# -- prune-apps: the OTP application closure -------------------------------------------------------
 
-    # 2. links, then path rules (first matching rule wins; children of a doomed dir follow it)
-    link_rules = [r for r in rules if r.action == "remove-links"]
-    remove_rules = [r for r in rules if r.action == "remove"]
-    bases = {r.id: _bases(r.scope, graph) for r in rules}
-    pyc_rule = next((r for r in rules if r.action == "remove-foreign-pyc"), None)
-    pyc_tag = _runtime_pyc_tag(options.runtime)
-    pyc_reported = False
-    protected_doom: dict[str, tuple[str, str]] = {}  # protected dirs a rule matched: their children go
-    for rel in order:
-        e = entries[rel]
-        if rel in doomed:
+
+def _app_roots(scan: _Scan) -> dict[str, str]:
+    """The applications everything else is kept for, and why."""
+    graph, roots = scan.graph, {}
+    for name in scan.profile.otp.roots:
+        if name in graph.apps:
+            roots[name] = f"profile {scan.profile.name} root"
+    for rel_file, names in graph.releases.items():
+        for n in names:
+            roots.setdefault(n, f"in release {rel_file}")
+    for name, app in graph.apps.items():
+        if app.root is None:
+            roots.setdefault(name, f"your application ({app.dir})")
+    for name in scan.options.keep_apps:
+        roots[name] = "--keep-app"
+        if name not in graph.apps:
+            scan.findings.append(finding(UNKNOWN_APP, name, f"--keep-app {name}: no application {name!r} in the tree"))
+    return roots
+
+
+def _prune_apps(scan: _Scan) -> tuple[dict[str, str], dict[str, str]]:
+    """(kept, removed) applications; the removed ones' directories are doomed."""
+    graph = scan.graph
+    prune_rule = next((r for r in scan.rules if r.action == "prune-apps"), None)
+    if not graph.apps or (prune_rule is None and not scan.options.keep_apps):
+        return {}, {}
+    cl = otp.closure(graph.apps, _app_roots(scan), scan.profile.otp.drop_always)
+    apps_kept = dict(sorted(cl.kept.items()))
+    if prune_rule is None:
+        return apps_kept, {}
+    apps_removed = dict(cl.removed)
+    for name, why in cl.removed.items():
+        d = graph.apps[name].dir
+        if d in scan.user_protected:
+            apps_removed.pop(name)
+            apps_kept[name] = "protected by a keep glob"
             continue
-        inherited = next((doomed[a] for a in _ancestors(rel) if a in doomed), None)
+        scan.doomed[d] = (prune_rule.id, f"app {name}: {why}")
+    for name, by in cl.dropped_but_required.items():
+        scan.findings.append(finding(DROP_LISTED, graph.apps[name].dir,
+                                     f"{by} lists {name} in applications, but {name} is a GUI/dev-tool app and was dropped"))
+    for name, by in cl.soft_misses.items():
+        if name in apps_removed:
+            scan.findings.append(finding(SOFT_DEP, graph.apps[name].dir,
+                                         f"{name} removed; runtime_dependencies of {', '.join(by)} mention it"))
+    return apps_kept, apps_removed
+
+
+# -- remove, remove-links, remove-foreign-pyc: decided entry by entry --------------------------------
+
+
+@dataclass
+class _PycState:
+    rule: Rule | None
+    tag: str | None
+    reported: bool = False
+
+
+def _decide_removals(scan: _Scan) -> None:
+    """Walk the tree once: first matching rule wins; children of a doomed dir follow it."""
+    remove_rules = [r for r in scan.rules if r.action == "remove"]
+    link_rules = [r for r in scan.rules if r.action == "remove-links"]
+    pyc = _PycState(next((r for r in scan.rules if r.action == "remove-foreign-pyc"), None),
+                    _runtime_pyc_tag(scan.options.runtime))
+    protected_doom: dict[str, tuple[str, str]] = {}  # protected dirs a rule matched: their children go
+    for rel in scan.order:
+        if rel in scan.doomed:
+            continue
+        inherited = next((scan.doomed[a] for a in _ancestors(rel) if a in scan.doomed), None)
         if inherited is not None:
-            doomed[rel] = inherited
+            scan.doomed[rel] = inherited
             continue
         pd = next((protected_doom[a] for a in _ancestors(rel) if a in protected_doom), None)
-        if rel in protected and rel not in user_protected:
-            # profile guards yield to danger-tier rules: the user asked for the risky set explicitly
-            hit = next(((r.id, "danger tier overrides the profile guard") for r in remove_rules
-                        if r.tier == "danger" and _matches(r, rel, e.kind, bases[r.id], entries)), None)
-            if hit is not None:
-                doomed[rel] = hit
-                continue
-        if rel in protected:
-            if e.kind == DIR:
-                hit = pd or next(((r.id, "") for r in remove_rules if _matches(r, rel, e.kind, bases[r.id], entries)), None)
-                if hit is not None:
-                    protected_doom[rel] = hit
+        if rel in scan.protected:
+            _protected_entry(scan, rel, pd, remove_rules, protected_doom)
             continue
-        if pd is not None:
-            doomed[rel] = pd
-            continue
-        if e.kind == SYMLINK and link_rules:
-            for r in link_rules:
-                if r.match and not _matches(r, rel, e.kind, bases[r.id], entries):
-                    continue
-                status = _link_status(tree, rel, options.mount_path)
-                if status != "ok":
-                    doomed[rel] = (r.id, f"link -> {e.link}: {status}")
-                    findings.append(finding(LINK_OUT, rel, f"symlink -> {e.link} {status}; removed"))
-                break
-            if rel in doomed:
-                continue
-        for r in remove_rules:
-            if _matches(r, rel, e.kind, bases[r.id], entries):
-                doomed[rel] = (r.id, "")
-                break
-        else:
-            if pyc_rule is not None and e.kind == FILE and rel.endswith(".pyc") and "/__pycache__/" in f"/{rel}":
-                m = _PYC_TAG.search(rel)
-                if pyc_tag is None:
-                    if not pyc_reported:
-                        findings.append(finding(PYC_TAG, rel, f"rule {pyc_rule.id} skipped: no --runtime python3.X given"))
-                        pyc_reported = True
-                elif m is None or m.group(1) != pyc_tag:
-                    doomed[rel] = (pyc_rule.id, f"cache tag is not {pyc_tag}")
+        hit = pd or _by_links(scan, rel, link_rules) or _by_remove(scan, rel, remove_rules) or _by_foreign_pyc(scan, rel, pyc)
+        if hit is not None:
+            scan.doomed[rel] = hit
 
+
+def _protected_entry(scan: _Scan, rel: str, pd: tuple[str, str] | None, remove_rules: list[Rule],
+                     protected_doom: dict[str, tuple[str, str]]) -> None:
+    """Profile guards yield to danger-tier rules (the user asked for the risky set explicitly);
+    a protected dir a rule matches stays, but its unprotected children go."""
+    if rel not in scan.user_protected:
+        hit = next(((r.id, "danger tier overrides the profile guard") for r in remove_rules
+                    if r.tier == "danger" and scan.matches(r, rel)), None)
+        if hit is not None:
+            scan.doomed[rel] = hit
+            return
+    if scan.entries[rel].kind == DIR:
+        hit = pd or next(((r.id, "") for r in remove_rules if scan.matches(r, rel)), None)
+        if hit is not None:
+            protected_doom[rel] = hit
+
+
+def _by_links(scan: _Scan, rel: str, link_rules: list[Rule]) -> tuple[str, str] | None:
+    """remove-links: a symlink that will not work once unpacked at the mount path."""
+    e = scan.entries[rel]
+    if e.kind != SYMLINK:
+        return None
+    for r in link_rules:
+        if r.match and not scan.matches(r, rel):
+            continue
+        status = _link_status(scan.tree, rel, scan.options.mount_path)
+        if status == "ok":
+            return None
+        scan.findings.append(finding(LINK_OUT, rel, f"symlink -> {e.link} {status}; removed"))
+        return (r.id, f"link -> {e.link}: {status}")
+    return None
+
+
+def _by_remove(scan: _Scan, rel: str, remove_rules: list[Rule]) -> tuple[str, str] | None:
+    return next(((r.id, "") for r in remove_rules if scan.matches(r, rel)), None)
+
+
+def _by_foreign_pyc(scan: _Scan, rel: str, pyc: _PycState) -> tuple[str, str] | None:
+    """remove-foreign-pyc: bytecode for another interpreter than the runtime's."""
+    if pyc.rule is None or scan.entries[rel].kind != FILE or not rel.endswith(".pyc") or "/__pycache__/" not in f"/{rel}":
+        return None
+    if pyc.tag is None:
+        if not pyc.reported:
+            scan.findings.append(finding(PYC_TAG, rel, f"rule {pyc.rule.id} skipped: no --runtime python3.X given"))
+            pyc.reported = True
+        return None
+    m = _PYC_TAG.search(rel)
+    if m is None or m.group(1) != pyc.tag:
+        return (pyc.rule.id, f"cache tag is not {pyc.tag}")
+    return None
+
+
+def _removal_actions(scan: _Scan) -> list[Action]:
+    """One REMOVE action per top-most removed entry, weighing everything below it."""
     actions: list[Action] = []
-    for rel in order:
-        if rel not in doomed:
+    for rel in scan.order:
+        if rel not in scan.doomed:
             continue
         parent = rel.rsplit("/", 1)[0] if "/" in rel else None
-        if parent in doomed:
+        if parent in scan.doomed:
             continue  # reported with its top-most removed ancestor
-        rid, note = doomed[rel]
-        b, f = weight(rel)
+        rid, note = scan.doomed[rel]
+        b, f = scan.weight(rel)
         actions.append(Action(rid, REMOVE, rel, b, 0, f, note))
+    return actions
 
-    # 3. BEAM stripping, ELF stripping, ROOTDIR rewrite on what survives
-    survivors = [rel for rel in order if rel not in doomed and rel not in untouchable]
-    beam_info: dict = {}
-    for r in rules:
-        if r.action == "strip-beam":
-            extra = options.beam_keep_chunks if options.beam_keep_chunks is not None else profile.otp.beam_extra_chunks
-            gz = options.beam_gzip if options.beam_gzip is not None else profile.otp.beam_gzip
-            beam_info = {"extra_chunks": list(extra), "gzip": gz, "otp_release": graph.otp_release}
-            for rel in survivors:
-                e = entries[rel]
-                if e.kind != FILE or not rel.endswith(".beam") or not _matches(r, rel, e.kind, bases[r.id], entries):
-                    continue
-                data = (root / rel).read_bytes()
-                try:
-                    out = beam.strip(data, extra=extra, otp_release=graph.otp_release, compress=gz)
-                except beam.BeamError as exc:
-                    findings.append(finding(BAD_BEAM, rel, f"not stripped: {exc}"))
-                    continue
-                if out != data:
-                    actions.append(Action(r.id, STRIP_BEAM, rel, len(data), len(out)))
-        elif r.action == "strip-elf":
-            no_tool: list[tuple[str, str]] = []
-            for rel in survivors:
-                e = entries[rel]
-                if e.kind != FILE or e.size < 64 or not _matches(r, rel, e.kind, bases[r.id], entries):
-                    continue
-                if tree.read_head(rel, 4) != b"\x7fELF":
-                    continue
-                c = elfstrip.candidate(root / rel, rel)
-                if c.ok:
-                    actions.append(Action(r.id, STRIP_ELF, rel, e.size, e.size - c.estimate, note="estimated from section sizes"))
-                elif c.reason == "payload":
-                    findings.append(finding(ELF_PAYLOAD, rel, f"not stripped: {c.detail}"))
-                elif c.reason in ("grafted", "hashed"):
-                    findings.append(finding(ELF_GRAFTED, rel, f"not stripped: {c.detail}"))
-                elif c.reason == "no-strip":
-                    no_tool.append((rel, c.detail))
-            if no_tool:
-                machines = ", ".join(sorted({detail for _, detail in no_tool}))
-                findings.append(finding(NO_STRIP, no_tool[0][0], f"{len(no_tool)} ELF file(s) would shrink but no binutils strip can handle them: {machines}"))
-        elif r.action == "rewrite-rootdir":
-            for root_ in graph.roots:
-                if root_.kind != "otp":
-                    continue
-                new_root = posixpath.join(options.mount_path, root_.path) if root_.path else options.mount_path
-                new_root = posixpath.normpath(new_root)
-                for rel in otp.rootdir_scripts(root_, (s for s in survivors if entries[s].kind == FILE)):
-                    text = (root / rel).read_text(encoding="utf-8", errors="surrogateescape")
-                    new, old = otp.rewrite_rootdir(text, new_root)
-                    if new != text:
-                        n = len(new.encode("utf-8", "surrogateescape"))
-                        actions.append(Action(r.id, REWRITE, rel, entries[rel].size, n, note=f"ROOTDIR {', '.join(sorted(old))} -> {new_root}"))
-                        findings.append(finding(ROOTDIR, rel, f"ROOTDIR {', '.join(sorted(old))} -> {new_root}"))
-        elif r.action == "hint":
-            hits = [rel for rel in survivors if _matches(r, rel, entries[rel].kind, bases[r.id], entries)]
-            if hits:
-                findings.append(finding(HINT, hits[0], r.reason, hint=r.hint or None))
 
-    # 4. Python trees with no bytecode
-    has_dist = any(rel.endswith(".dist-info") for rel in order if entries[rel].kind == DIR)
-    if has_dist:
-        kept = [rel for rel in order if rel not in doomed]
-        if any(rel.endswith(".py") for rel in kept) and not any(rel.endswith(".pyc") for rel in kept):
-            findings.append(finding(NO_PYC, ".", "no .pyc files will be shipped"))
+# -- strip-beam, strip-elf, rewrite-rootdir, hint: on what survives ---------------------------------
 
+
+def _plan_strip_beam(scan: _Scan, r: Rule) -> list[Action]:
+    opts, otp_cfg = scan.options, scan.profile.otp
+    extra = opts.beam_keep_chunks if opts.beam_keep_chunks is not None else otp_cfg.beam_extra_chunks
+    gz = opts.beam_gzip if opts.beam_gzip is not None else otp_cfg.beam_gzip
+    scan.beam_info = {"extra_chunks": list(extra), "gzip": gz, "otp_release": scan.graph.otp_release}
+    actions = []
+    for rel in scan.survivors():
+        if scan.entries[rel].kind != FILE or not rel.endswith(".beam") or not scan.matches(r, rel):
+            continue
+        data = (scan.root / rel).read_bytes()
+        try:
+            out = beam.strip(data, extra=extra, otp_release=scan.graph.otp_release, compress=gz)
+        except beam.BeamError as exc:
+            scan.findings.append(finding(BAD_BEAM, rel, f"not stripped: {exc}"))
+            continue
+        if out != data:
+            actions.append(Action(r.id, STRIP_BEAM, rel, len(data), len(out)))
+    return actions
+
+
+def _plan_strip_elf(scan: _Scan, r: Rule) -> list[Action]:
+    actions, no_tool = [], []
+    for rel in scan.survivors():
+        e = scan.entries[rel]
+        if e.kind != FILE or e.size < 64 or not scan.matches(r, rel) or scan.tree.read_head(rel, 4) != b"\x7fELF":
+            continue
+        c = elfstrip.candidate(scan.root / rel, rel)
+        if c.ok:
+            actions.append(Action(r.id, STRIP_ELF, rel, e.size, e.size - c.estimate, note="estimated from section sizes"))
+        elif c.reason == "payload":
+            scan.findings.append(finding(ELF_PAYLOAD, rel, f"not stripped: {c.detail}"))
+        elif c.reason in ("grafted", "hashed"):
+            scan.findings.append(finding(ELF_GRAFTED, rel, f"not stripped: {c.detail}"))
+        elif c.reason == "no-strip":
+            no_tool.append((rel, c.detail))
+    if no_tool:
+        machines = ", ".join(sorted({detail for _, detail in no_tool}))
+        scan.findings.append(finding(NO_STRIP, no_tool[0][0],
+                                     f"{len(no_tool)} ELF file(s) would shrink but no binutils strip can handle them: {machines}"))
+    return actions
+
+
+def _plan_rewrite_rootdir(scan: _Scan, r: Rule) -> list[Action]:
+    actions = []
+    files = [s for s in scan.survivors() if scan.entries[s].kind == FILE]
+    for root_ in scan.graph.roots:
+        if root_.kind != "otp":
+            continue
+        mount = scan.options.mount_path
+        new_root = posixpath.normpath(posixpath.join(mount, root_.path) if root_.path else mount)
+        for rel in otp.rootdir_scripts(root_, iter(files)):
+            text = (scan.root / rel).read_text(encoding="utf-8", errors="surrogateescape")
+            new, old = otp.rewrite_rootdir(text, new_root)
+            if new != text:
+                n = len(new.encode("utf-8", "surrogateescape"))
+                note = f"ROOTDIR {', '.join(sorted(old))} -> {new_root}"
+                actions.append(Action(r.id, REWRITE, rel, scan.entries[rel].size, n, note=note))
+                scan.findings.append(finding(ROOTDIR, rel, note))
+    return actions
+
+
+def _plan_hint(scan: _Scan, r: Rule) -> list[Action]:
+    hits = [rel for rel in scan.survivors() if scan.matches(r, rel)]
+    if hits:
+        scan.findings.append(finding(HINT, hits[0], r.reason, hint=r.hint or None))
+    return []
+
+
+_SURVIVOR_PLANNERS = {
+    "strip-beam": _plan_strip_beam,
+    "strip-elf": _plan_strip_elf,
+    "rewrite-rootdir": _plan_rewrite_rootdir,
+    "hint": _plan_hint,
+}
+
+
+def _check_bytecode(scan: _Scan) -> None:
+    """A Python tree (has *.dist-info) shipping sources without any .pyc compiles on every cold start."""
+    if not any(rel.endswith(".dist-info") for rel in scan.order if scan.entries[rel].kind == DIR):
+        return
+    kept = [rel for rel in scan.order if rel not in scan.doomed]
+    if any(rel.endswith(".py") for rel in kept) and not any(rel.endswith(".pyc") for rel in kept):
+        scan.findings.append(finding(NO_PYC, ".", "no .pyc files will be shipped"))
+
+
+def _summarise(scan: _Scan, actions: list[Action], apps_kept: dict[str, str], apps_removed: dict[str, str]) -> SlimPlan:
     totals: dict[str, list[int]] = {}
     for a in actions:
         t = totals.setdefault(a.rule, [0, 0, 0])
         t[0] += a.files
         t[1] += a.before
         t[2] += a.after
-    rule_rows = tuple(RuleTotal(r.id, r.tier, r.action, r.reason, *totals.get(r.id, [0, 0, 0])) for r in rules)
-    not_applied = tuple(RuleTotal(r.id, r.tier, r.action, r.reason, 0, 0, 0) for r in profile.rules if not r.applies(options.tier))
-    return SlimPlan(str(root), profile.name, options.tier, options.mount_path, tuple(actions), rule_rows, not_applied,
-                    apps_kept, dict(sorted(apps_removed.items())), tuple(findings), before, files_before, beam_info)
-
+    rule_rows = tuple(RuleTotal(r.id, r.tier, r.action, r.reason, *totals.get(r.id, [0, 0, 0])) for r in scan.rules)
+    not_applied = tuple(RuleTotal(r.id, r.tier, r.action, r.reason, 0, 0, 0)
+                        for r in scan.profile.rules if not r.applies(scan.options.tier))
+    return SlimPlan(str(scan.root), scan.profile.name, scan.options.tier, scan.options.mount_path, tuple(actions), rule_rows,
+                    not_applied, apps_kept, dict(sorted(apps_removed.items())), tuple(scan.findings), scan.before,
+                    scan.files_before, scan.beam_info)

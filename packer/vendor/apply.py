@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import stat
 from pathlib import Path
 
 from packer.analyze import analyze
 from packer.atomic import atomic_dir
-from packer.elf.patcher import PatchelfPatcher, Patcher, strip_unneeded
+from packer.elf.patcher import Patcher, make_patcher
 from packer.elf.reader import read_path
-from packer.errors import InputError, UsageError, VendorError
+from packer.elf.strip import strip_file
+from packer.errors import ElfError, InputError, UsageError, VendorError
 from packer.findings import Finding, Severity, finding
 from packer.materialise import Writer, unpack
 from packer.tree import open_tree
 from packer.vendor.model import (
     ALIGNMENT_CHANGED,
     NO_STRIP,
+    NOT_STRIPPED,
     THIRD_PARTY,
     VendorPlan,
     VendorResult,
@@ -32,16 +33,20 @@ def _vendor_error(exc: InputError) -> VendorError:
                        "files inside the output; replace the link with a directory")
 
 
-def apply(p: VendorPlan, out: str | Path | None, *, in_place: bool = False, patcher: Patcher | None = None) -> VendorResult:
+def apply(p: VendorPlan, out: str | Path | None, *, in_place: bool = False, patcher: Patcher | str | None = None) -> VendorResult:
     """Carry out the plan on a copy (or on the input with in_place) and analyse the result.
 
     The copy is unpacked with `packer.materialise` (no write through any link of the input, the
-    input's problems refused) into a sibling temporary renamed to `out` once complete."""
+    input's problems refused) into a sibling temporary renamed to `out` once complete. `patcher` is
+    a Patcher or the name of one ("patchelf", the default, or "lief")."""
     if not p.ok:
         bad = [f for f in p.findings if f.severity is Severity.ERROR]
         raise VendorError(f"vendoring cannot make this tree work: {bad[0].message}", hint=bad[0].hint)
     src = Path(p.input)
-    patcher = patcher or PatchelfPatcher()
+    try:
+        patcher = make_patcher(patcher or "patchelf") if not hasattr(patcher, "apply") else patcher
+    except ElfError as exc:
+        raise VendorError(str(exc.args[0]), hint=exc.hint) from exc
     if in_place:
         if not src.is_dir():
             raise UsageError("--in-place works on a directory, not a zip or a single file")
@@ -84,15 +89,16 @@ def _apply_into(p: VendorPlan, dst: Path, patcher: Patcher) -> list[Finding]:
 
 
 def _copy_libraries(p: VendorPlan, w: Writer) -> list[Finding]:
+    """Copy each library into lib/ (stripped before any patching, never after: auditwheel #716,
+    with the strip for its machine and the alignment re-read of `elf.strip`) with its links."""
     notes: list[Finding] = []
-    arch_strip = shutil.which("strip") if p.arch == "x86_64" else shutil.which("aarch64-linux-gnu-strip")
     for c in p.copies:
         w.copy_file(c.dest, c.real, stat.S_IMODE(os.stat(c.real).st_mode) | 0o444)
-        if p.strip:  # strip before patching, never after (auditwheel #716)
-            if arch_strip is None:
-                notes.append(finding(NO_STRIP, c.dest, f"{c.dest} left unstripped: no strip for {p.arch}"))
-            else:
-                strip_unneeded(w.root / c.dest, arch_strip)
+        if p.strip:
+            done, why = strip_file(w.root / c.dest)
+            if not done:
+                code = NO_STRIP if why.startswith("no binutils strip") else NOT_STRIPPED
+                notes.append(finding(code, c.dest, f"{c.dest} left unstripped: {why}"))
         for link in c.links:
             w.symlink(link, posixpath.relpath(c.dest, posixpath.dirname(link)))
     return notes
@@ -105,10 +111,16 @@ def _patch(p: VendorPlan, w: Writer, patcher: Patcher) -> list[Finding]:
             raise InputError(f"{w.root}/{op.rel}: not a regular file reached without links; refusing to patch it")
         path = w.root / op.rel
         before = read_path(path)
+        original = path.read_bytes()
         mode = stat.S_IMODE(path.stat().st_mode)
-        patcher.apply(path, op.patch)
+        try:
+            patcher.apply(path, op.patch)
+        except ElfError as exc:
+            raise VendorError(f"{patcher.name} could not patch {op.rel}: {exc.args[0]}", hint=exc.hint) from exc
         path.chmod(mode)
         after = read_path(path)
-        if after.load_align != before.load_align:
-            notes.append(finding(ALIGNMENT_CHANGED, op.rel, f"{op.rel}: PT_LOAD alignment {before.load_align:#x} -> {after.load_align:#x}"))
+        if after.load_align != before.load_align:  # put the original back, as LP907 says
+            path.write_bytes(original)
+            notes.append(finding(ALIGNMENT_CHANGED, op.rel, f"{op.rel}: {patcher.name} changed the PT_LOAD alignment "
+                                 f"{before.load_align:#x} -> {after.load_align:#x}"))
     return notes

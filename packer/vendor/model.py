@@ -32,6 +32,8 @@ ALIGNMENT_CHANGED = define("LP907", Severity.ERROR, "patching changed a file's s
                            "report a bug; the file was left unpatched in the output")
 NO_STRIP = define("LP908", Severity.INFO, "strip is not installed; vendored libraries were not stripped",
                   "apt-get install binutils (or binutils-aarch64-linux-gnu for arm64)")
+NOT_STRIPPED = define("LP909", Severity.INFO, "stripping would have broken a vendored library; it was kept unstripped",
+                      "nothing to do: the library works as it is, only larger")
 
 GLIBC_FAMILY = frozenset(VERSION_FAMILIES["GLIBC"]) | {"libnss_compat.so.2", "libSegFault.so", "libmemusage.so"}
 THIRD_PARTY = "THIRD-PARTY.txt"

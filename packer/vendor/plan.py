@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,55 +45,85 @@ def _needs_too_new(info: ElfInfo, rt) -> list[tuple[str, str]]:
             if rt.version_verdict(file, v) == "too-new"]
 
 
+@dataclass
+class _Needs:
+    """What the analysis asks of vendoring, gathered before anything is decided."""
+
+    report: Report
+    host: HostLibraries
+    wanted: dict[str, tuple[str, str]] = field(default_factory=dict)  # soname -> (host path, reason)
+    users: dict[str, set[str]] = field(default_factory=dict)  # soname -> requesters (absolute Lambda paths)
+    unreachable: dict[str, set[str]] = field(default_factory=dict)  # tree path of the library -> requesters
+    shadowed: dict[str, tuple[str, set[str]]] = field(default_factory=dict)  # soname -> (tree path that loses, requesters)
+
+    def rel(self, abs_path: str) -> str:
+        mount = self.report.mount
+        return abs_path[len(mount) + 1:] if abs_path.startswith(mount + "/") else abs_path
+
+    def want(self, soname: str, host_path: str, reason: str, requesters: set[str] | str) -> None:
+        self.wanted.setdefault(soname, (host_path, reason))
+        self.users.setdefault(soname, set()).update({requesters} if isinstance(requesters, str) else requesters)
+
+
 def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
          sysroot: str | Path | None = None, bundle_libc: bool = False, strip: bool = False,
          report: Report | None = None) -> VendorPlan:
-    """What vendoring would copy, rename and patch. Reads the input; changes nothing."""
+    """What vendoring would copy, rename and patch. Reads the input; changes nothing.
+
+    Phases: gather what the loader could not satisfy -> runtime libraries too old for their users
+    -> the glibc family (bundled or refused) -> copies -> renames of shadowed tree libraries ->
+    patches -> the --bundle-libc wrapper."""
     report = report or analyze(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot)
     rt = report.runtime
-    libdir = "lib"
-    p = VendorPlan(str(path), rt.name, rt.arch, report.mount, libdir, strip=strip, bundle_libc=bundle_libc)
-    host = HostLibraries(rt.machine, 64, "little", Path(sysroot) if sysroot else None)
-    mount = report.mount
+    p = VendorPlan(str(path), rt.name, rt.arch, report.mount, "lib", strip=strip, bundle_libc=bundle_libc)
+    need = _Needs(report, HostLibraries(rt.machine, 64, "little", Path(sysroot) if sysroot else None))
+    _gather_edges(need, p)
+    _too_old_runtime_libraries(need, p, bundle_libc)
+    _glibc_family(need, p, bundle_libc)
+    _plan_copies(need, p, bundle_libc)
+    _plan_moves(need, p)
+    _plan_patches(need, p)
+    if bundle_libc:
+        p.wrapper = wrapper(report, p, need.host)
+    return p
 
-    def rel(abs_path: str) -> str:
-        return abs_path[len(mount) + 1:] if abs_path.startswith(mount + "/") else abs_path
 
-    # --- what to copy: libraries Lambda lacks, and runtime libraries too old for their users ----
-    wanted: dict[str, tuple[str, str]] = {}  # soname -> (host path, reason)
-    users: dict[str, set[str]] = {}  # soname -> requesters (absolute Lambda paths)
-    unreachable: dict[str, set[str]] = {}  # tree path of the library -> requesters
-    shadowed: dict[str, tuple[str, set[str]]] = {}  # soname -> (tree path that loses, requesters)
-    tree_by_name = _tree_libraries(report)
-    for proc in report.processes:
+def _gather_edges(need: _Needs, p: VendorPlan) -> None:
+    """Libraries Lambda lacks (vendorable or not), tree libraries out of reach, shadowed ones."""
+    tree_by_name = _tree_libraries(need.report)
+    for proc in need.report.processes:
         for e in proc.edges:
             if e.status == VENDORABLE and e.host_path:
-                wanted.setdefault(e.name, (e.host_path, "missing on Lambda"))
-                users.setdefault(e.name, set()).add(e.requester)
+                need.want(e.name, e.host_path, "missing on Lambda", e.requester)
             elif e.status == MISSING:
                 in_tree = tree_by_name.get(e.name)
                 if in_tree:
-                    unreachable.setdefault(in_tree, set()).add(e.requester)
+                    need.unreachable.setdefault(in_tree, set()).add(e.requester)
                 else:
-                    p.findings.append(finding(NOT_VENDORABLE, rel(e.requester),
-                                              f"{rel(e.requester)} needs {e.name}, which is neither on {rt.name} nor on this machine",
-                                              library=e.name))
+                    who = need.rel(e.requester)
+                    p.findings.append(finding(NOT_VENDORABLE, who, f"{who} needs {e.name}, which is neither on {p.runtime} "
+                                              "nor on this machine", library=e.name))
             elif e.status == SHADOWED and e.shadowed:
-                shadowed.setdefault(e.name, (e.shadowed, set()))[1].add(e.requester)
+                need.shadowed.setdefault(e.name, (e.shadowed, set()))[1].add(e.requester)
+
+
+def _too_old_runtime_libraries(need: _Needs, p: VendorPlan, bundle_libc: bool) -> None:
+    """LP201: the runtime has the library but too old; vendor this machine's copy if it is new enough."""
+    report, mount = need.report, need.report.mount
     too_old: dict[str, set[str]] = {}
     for f in report.findings:
-        if f.code == "LP201":
-            lib = f.data.get("library", "")
-            if lib in GLIBC_FAMILY:
-                if not bundle_libc:
-                    p.findings.append(finding(LIBC_NOT_VENDORED, f.path, f"{f.message}; glibc is not vendored by default",
-                                              library=lib))
-            else:
-                too_old.setdefault(lib, set()).add(posixpath.join(mount, f.path) if not f.path.startswith("/") else f.path)
+        if f.code != "LP201":
+            continue
+        lib = f.data.get("library", "")
+        if lib in GLIBC_FAMILY:
+            if not bundle_libc:
+                p.findings.append(finding(LIBC_NOT_VENDORED, f.path, f"{f.message}; glibc is not vendored by default", library=lib))
+        else:
+            too_old.setdefault(lib, set()).add(posixpath.join(mount, f.path) if not f.path.startswith("/") else f.path)
     for lib, reqs in too_old.items():
-        hit = host.find(lib)
+        hit = need.host.find(lib)
         if hit is None:
-            p.findings.append(finding(HOST_TOO_OLD, lib, f"{lib} on {rt.name} is too old and this machine has no copy", library=lib))
+            p.findings.append(finding(HOST_TOO_OLD, lib, f"{lib} on {p.runtime} is too old and this machine has no copy", library=lib))
             continue
         info = read_path(hit.real)
         needed = {v for r in reqs for v in _needs_of(report, r, lib)}
@@ -100,86 +131,67 @@ def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = Non
         if missing:
             p.findings.append(finding(HOST_TOO_OLD, lib, f"{hit.path} does not define {', '.join(missing)} either", library=lib))
             continue
-        wanted[lib] = (str(hit.path), f"the runtime's copy is too old ({', '.join(sorted(needed))})")
-        users.setdefault(lib, set()).update(reqs)
+        need.wanted[lib] = (str(hit.path), f"the runtime's copy is too old ({', '.join(sorted(needed))})")
+        need.users.setdefault(lib, set()).update(reqs)
 
-    # --- the glibc family --------------------------------------------------------------------------
+
+def _glibc_family(need: _Needs, p: VendorPlan, bundle_libc: bool) -> None:
+    """With --bundle-libc every glibc-family library not loaded is wanted; without, none may be."""
     if bundle_libc:
-        for proc in report.processes:
+        for proc in need.report.processes:
             for e in proc.edges:
-                if e.name in GLIBC_FAMILY and e.name not in wanted and e.status != "loaded":
-                    hit = host.find(e.name)
+                if e.name in GLIBC_FAMILY and e.name not in need.wanted and e.status != "loaded":
+                    hit = need.host.find(e.name)
                     if hit is not None:
-                        wanted[e.name] = (str(hit.path), "--bundle-libc")
-                        users.setdefault(e.name, set()).add(e.requester)
-    else:
-        for soname in [s for s in wanted if s in GLIBC_FAMILY]:
-            host_path, _ = wanted.pop(soname)
-            p.findings.append(finding(LIBC_NOT_VENDORED, soname, f"{soname} is needed and missing on {rt.name}; this machine's copy "
-                                      f"({host_path}) is part of glibc", library=soname))
+                        need.want(e.name, str(hit.path), "--bundle-libc", e.requester)
+        return
+    for soname in [s for s in need.wanted if s in GLIBC_FAMILY]:
+        host_path, _ = need.wanted.pop(soname)
+        p.findings.append(finding(LIBC_NOT_VENDORED, soname, f"{soname} is needed and missing on {p.runtime}; this machine's copy "
+                                  f"({host_path}) is part of glibc", library=soname))
 
-    # --- copies: real file once, soname links kept; hashed name when a runtime copy would win ----
-    for soname in sorted(wanted):
-        host_path, reason = wanted[soname]
+
+def _plan_copies(need: _Needs, p: VendorPlan, bundle_libc: bool) -> None:
+    """The real file once, soname links kept; a hashed name when a runtime copy would win."""
+    rt, mount = need.report.runtime, need.report.mount
+    for soname in sorted(need.wanted):
+        host_path, reason = need.wanted[soname]
         real = os.path.realpath(host_path)
         collides = any(rt.has_library(posixpath.join(d, soname))
                        for d in (*rt.ld_library_path, *rt.default_dirs) if not d.startswith(mount))
         if bundle_libc and soname in GLIBC_FAMILY:
             collides = False  # the wrapper's --library-path puts lib/ first
-        size = os.path.getsize(real)
         if collides:
-            dest = posixpath.join(libdir, hashed_name(soname, sha256_file(real)))
+            dest = posixpath.join(p.libdir, hashed_name(soname, sha256_file(real)))
             links: tuple[str, ...] = ()
         else:
             base = os.path.basename(real)
-            dest = posixpath.join(libdir, base if base.startswith(soname.split(".so")[0]) else soname)
-            links = (posixpath.join(libdir, soname),) if posixpath.basename(dest) != soname else ()
-        p.copies.append(Copy(soname, host_path, real, dest, links, size, collides, reason))
-        info = read_path(real)
+            dest = posixpath.join(p.libdir, base if base.startswith(soname.split(".so")[0]) else soname)
+            links = (posixpath.join(p.libdir, soname),) if posixpath.basename(dest) != soname else ()
+        p.copies.append(Copy(soname, host_path, real, dest, links, os.path.getsize(real), collides, reason))
         if not bundle_libc:
-            for version, lib in _needs_too_new(info, rt):
+            for version, lib in _needs_too_new(read_path(real), rt):
                 p.findings.append(finding(VENDORED_TOO_NEW, dest, f"{soname} from {host_path} needs {version} (from {lib}); "
                                           f"{rt.name} has {rt.ceiling_name(version_family(version)[0])}", library=soname))
 
-    # --- shadowed libraries in the tree: rename them ---------------------------------------------
-    for soname, (tree_path, reqs) in sorted(shadowed.items()):
-        src = rel(tree_path)
-        host_file = report_tree_file(report, src)
+
+def _plan_moves(need: _Needs, p: VendorPlan) -> None:
+    """Libraries in the tree that a runtime copy shadows get a content-hash name."""
+    for soname, (tree_path, reqs) in sorted(need.shadowed.items()):
+        src = need.rel(tree_path)
+        host_file = report_tree_file(need.report, src)
         digest = sha256_file(host_file) if host_file else hashlib.sha256(src.encode()).hexdigest()
         new = hashed_name(soname, digest)
         p.moves.append(Move(src, posixpath.join(posixpath.dirname(src), new), soname, new))
-        users.setdefault(soname, set()).update(reqs)
+        need.users.setdefault(soname, set()).update(reqs)
 
-    # --- patches -----------------------------------------------------------------------------------
+
+def _plan_patches(need: _Needs, p: VendorPlan) -> None:
+    """DT_RPATH ($ORIGIN-relative) and NEEDED renames on every user; SONAME on every renamed library."""
     renames = {c.soname: posixpath.basename(c.dest) for c in p.copies if c.renamed}
     renames.update({m.soname: m.new_soname for m in p.moves})
-    lib_of = {c.soname: c.dest for c in p.copies} | {m.soname: m.dest for m in p.moves}
-    per_file: dict[str, dict[str, Any]] = {}
-
-    def want_rpath(user_rel: str, target_dir: str, why: str) -> None:
-        entry = per_file.setdefault(user_rel, {"dirs": [], "replace": [], "why": set()})
-        d = posixpath.relpath(target_dir, posixpath.dirname(user_rel) or ".")
-        origin = "$ORIGIN" if d == "." else f"$ORIGIN/{d}"
-        if origin not in entry["dirs"]:
-            entry["dirs"].append(origin)
-        entry["why"].add(why)
-
-    # vendorable libraries appear in the analysis where vendoring will put them: lib/<soname>
-    placed = {posixpath.join(mount, libdir, c.soname): c for c in p.copies}
-    for soname, reqs in users.items():
-        target = lib_of.get(soname)
-        if target is None:
-            continue
-        for req in reqs:
-            # a vendored library needing another is patched in its own file (same directory)
-            user_rel = placed[req].dest if req in placed else rel(req)
-            want_rpath(user_rel, posixpath.dirname(target), f"needs {soname}")
-            if soname in renames:
-                per_file[user_rel]["replace"].append((soname, renames[soname]))
-    for lib_path, reqs in unreachable.items():
-        for req in reqs:
-            want_rpath(rel(req), posixpath.dirname(rel(lib_path)), f"reach {rel(lib_path)}")
-
+    per_file = _rpath_wishes(need, p, renames)
+    report, mount = need.report, need.report.mount
     payload_files = {f.rel for f in report.elf_files if f.info is not None and f.info.has_payload}
     existing = {f.rel: f.info for f in report.elf_files if f.info is not None}
     for user_rel, entry in sorted(per_file.items()):
@@ -199,9 +211,36 @@ def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = Non
         p.patches.append(PatchOp(m.dest, Patch(soname=m.new_soname), "renamed so the runtime's copy cannot shadow it"))
     _merge_patches(p)
 
-    if bundle_libc:
-        p.wrapper = wrapper(report, p, host)
-    return p
+
+def _rpath_wishes(need: _Needs, p: VendorPlan, renames: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per file to patch: the $ORIGIN directories it must search, NEEDED renames, and why."""
+    lib_of = {c.soname: c.dest for c in p.copies} | {m.soname: m.dest for m in p.moves}
+    per_file: dict[str, dict[str, Any]] = {}
+
+    def want_rpath(user_rel: str, target_dir: str, why: str) -> None:
+        entry = per_file.setdefault(user_rel, {"dirs": [], "replace": [], "why": set()})
+        d = posixpath.relpath(target_dir, posixpath.dirname(user_rel) or ".")
+        origin = "$ORIGIN" if d == "." else f"$ORIGIN/{d}"
+        if origin not in entry["dirs"]:
+            entry["dirs"].append(origin)
+        entry["why"].add(why)
+
+    # vendorable libraries appear in the analysis where vendoring will put them: lib/<soname>
+    placed = {posixpath.join(need.report.mount, p.libdir, c.soname): c for c in p.copies}
+    for soname, reqs in need.users.items():
+        target = lib_of.get(soname)
+        if target is None:
+            continue
+        for req in reqs:
+            # a vendored library needing another is patched in its own file (same directory)
+            user_rel = placed[req].dest if req in placed else need.rel(req)
+            want_rpath(user_rel, posixpath.dirname(target), f"needs {soname}")
+            if soname in renames:
+                per_file[user_rel]["replace"].append((soname, renames[soname]))
+    for lib_path, reqs in need.unreachable.items():
+        for req in reqs:
+            want_rpath(need.rel(req), posixpath.dirname(need.rel(lib_path)), f"reach {need.rel(lib_path)}")
+    return per_file
 
 
 def _merge_patches(p: VendorPlan) -> None:
