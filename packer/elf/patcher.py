@@ -134,7 +134,7 @@ class PatchelfPatcher:
 
 @dataclass
 class LiefPatcher:
-    """The same edits through lief (`pip install 'layerpack[lief]'`); see the module docstring."""
+    """The same edits through lief (`pip install 'lambda-layerpack[lief]'`); see the module docstring."""
 
     name: str = "lief"
 
@@ -142,7 +142,7 @@ class LiefPatcher:
         try:
             import lief  # noqa: F401
         except ImportError as exc:
-            raise ElfError("the lief patcher needs lief", hint="pip install 'layerpack[lief]', or use --patcher patchelf") from exc
+            raise ElfError("the lief patcher needs lief", hint="pip install 'lambda-layerpack[lief]', or use --patcher patchelf") from exc
 
     def apply(self, path: Path, patch: Patch) -> None:
         if patch.is_empty():
