@@ -343,3 +343,15 @@ def test_strip_on_arm64_uses_the_cross_strip_and_keeps_alignment(tmp_path: Path,
         assert loads_aligned(after) and after.load_align == before.load_align
         sections = subprocess.run([readelf, "-SW", str(vendored)], capture_output=True, text=True).stdout
         assert ".symtab" not in sections
+
+
+def test_lief_patcher_without_lief_is_a_one_line_error_and_writes_nothing(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "lief.py").write_text("raise ImportError('No module named lief')\n")
+    out = tmp_path / "out"
+    res = run_cli("vendor", "--patcher", "lief", str(X86 / "needs-atomic"), "--out", str(out),
+                  env={"PYTHONPATH": f"{shadow}:{os.environ.get('PYTHONPATH', '')}"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("layerpack: error: the lief patcher needs lief")
+    assert "lambda-layerpack[lief]" in res.stderr and not out.exists()

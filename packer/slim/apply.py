@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packer.atomic import atomic_dir
+from packer.elf.strip import strip_file
 from packer.errors import SlimError
 from packer.findings import Finding, finding
-from packer.slim import beam, elfstrip, otp
+from packer.slim import beam, otp
 from packer.slim.plan import ELF_ALIGN, REMOVE, REWRITE, STRIP_BEAM, STRIP_ELF, Action, SlimPlan
 
 
@@ -123,7 +124,7 @@ def _transform(plan: SlimPlan, dest: Path, compile_pyc: str | None,
             _write_atomic(p, beam.strip(p.read_bytes(), extra=extra, otp_release=release, compress=gz))
         elif a.op == STRIP_ELF:
             size = p.stat().st_size
-            ok, why = elfstrip.strip_file(p)
+            ok, why = strip_file(p)
             if ok:
                 elf_saved += size - p.stat().st_size
             else:
