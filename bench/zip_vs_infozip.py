@@ -6,8 +6,9 @@ the ratios for each layerpack deflate backend available (zlib-ng and isal come w
 `pip install 'layerpack[fast]'`; plain zlib is always there).
 
 Usage:  python bench/zip_vs_infozip.py [TREE] [--level 6] [--repeat 3]
-Without TREE, a tree is assembled once under /tmp/layerpack-bench: Debian's Erlang/OTP
-(/usr/lib/erlang) plus the largest packages of this Python's site-packages, up to ~200 MB.
+Without TREE, a tree of 200 MiB of real files is assembled under this user's private directory
+($TMPDIR/layerpack-bench-UID/zip): Debian's Erlang/OTP (/usr/lib/erlang), the largest packages of
+this Python's site-packages, then system libraries; it is reused only while it still measures 200 MiB.
 """
 
 from __future__ import annotations
@@ -43,30 +44,48 @@ def du(path: Path) -> int:
     return total
 
 
-def assemble(dest: Path) -> Path:
-    """Erlang/OTP plus the biggest site-packages entries until about 200 MB (real files: ELF
-    libraries, .beam, .py, JSON), links copied as links."""
-    tree = dest / "tree"
-    if tree.is_dir():
-        return tree
-    tmp = dest / "tree.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if Path("/usr/lib/erlang").is_dir():
-        shutil.copytree("/usr/lib/erlang", tmp / "lib" / "erlang", symlinks=True)
-    size = du(tmp)
+def _sources() -> list[Path]:
+    """Real files of the kinds layers carry: Erlang/OTP (.beam, ELF), the largest packages of this
+    Python's site-packages, then system libraries and shared data if still short of the target."""
     sp = Path(site.getsitepackages()[0])
-    candidates = sorted((p for p in sp.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__"))),
-                        key=du, reverse=True)
-    for pkg in candidates:
-        if size >= TARGET:
-            break
-        n = du(pkg)
-        if size + n > TARGET * 1.1:
-            continue
-        shutil.copytree(pkg, tmp / "python" / pkg.name, symlinks=True, ignore_dangling_symlinks=True)
-        size += n
+    packages = sorted((p for p in sp.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__"))),
+                      key=du, reverse=True)
+    return [p for p in (Path("/usr/lib/erlang"), *packages, Path("/usr/lib/x86_64-linux-gnu"), Path("/usr/share"))
+            if p.is_dir()]
+
+
+def assemble(base: Path) -> Path:
+    """A tree of about TARGET bytes of real files under `base` (this user's private directory),
+    copied file by file until the target is reached, links kept as links. Reused only while its
+    measured size is still the target's; otherwise rebuilt."""
+    tree, stamp = base / "tree", base / "tree.size"
+    if tree.is_dir() and stamp.is_file() and stamp.read_text() == str(du(tree)) and du(tree) >= TARGET:
+        return tree
+    tmp = base / "tree.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tree, ignore_errors=True)
+    size = 0
+    for src in _sources():
+        for dirpath, _dirs, files in os.walk(src):
+            for name in files:
+                if size >= TARGET:
+                    break
+                s = Path(dirpath) / name
+                d = tmp / src.name / s.relative_to(src)
+                d.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    if s.is_symlink():
+                        if not os.readlink(s).startswith("/"):  # a layer cannot carry absolute links
+                            d.symlink_to(os.readlink(s))
+                    elif s.is_file():
+                        shutil.copy2(s, d)
+                        size += d.stat().st_size
+                except OSError:
+                    continue
+    if size < TARGET:
+        sys.exit(f"could only assemble {size / 1e6:.0f} MB of real files; pass a TREE of about {TARGET / 1e6:.0f} MB")
     tmp.rename(tree)
+    stamp.write_text(str(du(tree)))
     return tree
 
 
@@ -107,7 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("zip") is None:
         sys.exit("Info-ZIP `zip` is not installed (apt-get install zip)")
-    tree = args.tree or assemble(Path(tempfile.gettempdir()) / "layerpack-bench")
+    tree = args.tree or assemble(Path(tempfile.gettempdir()) / f"layerpack-bench-{os.getuid()}" / "zip")
     files = sum(len(f) for _d, _s, f in os.walk(tree))
     print(f"tree: {tree}  {du(tree) / 1e6:.1f} MB in {files:,} files, {os.cpu_count()} CPUs, level {args.level}")
     warm(tree)

@@ -1,6 +1,7 @@
-"""Cold start and warm invoke cost of `layerpack invoke`, against a direct host run in the same run.
+"""Emulator overhead: Init and Duration through `layerpack invoke` against the same bootstrap run
+directly on the host, in the same run (it measures the emulator, not slimming or layer size).
 
-    python bench/cold_start.py [--cold 10] [--warm 200] [--bootstrap fixtures/emulator/http_bootstrap.c]
+    python bench/emulator_vs_direct.py [--cold 10] [--warm 200] [--bootstrap fixtures/emulator/http_bootstrap.c]
 
 Three ways to run the same compiled bootstrap (fixtures/emulator/http_bootstrap.c, built with gcc):
   direct     the bootstrap started with subprocess on the host, talking to the same Runtime API
