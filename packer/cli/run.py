@@ -8,6 +8,9 @@ bad usage or an emulator that cannot start.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import collections
 import json
 import signal
 import sys
@@ -20,7 +23,7 @@ from packer.cli import options
 from packer.cli.base import EXIT_CLEAN, EXIT_FINDINGS, main
 from packer.emulator.invoke import (DEFAULT_MEMORY, DEFAULT_TIMEOUT, FunctionConfig, InvokeResult,
                                     LocalFunction, parse_events)
-from packer.emulator.server import InvokeServer
+from packer.emulator.server import MAX_REQUEST, InvokeServer
 from packer.errors import UsageError
 from packer.findings import Finding, Severity
 
@@ -79,13 +82,34 @@ def _print_findings(findings: list[Finding], verbose: bool = False) -> None:
         click.echo(f"{f.code} {f.severity}: {f.message}\n      fix: {f.hint}", err=True)
 
 
+CLIENT_CONTEXT_MAX = 3583  # Lambda's limit on the base64 ClientContext of an Invoke request
+
+
+def decode_client_context(value: str) -> str:
+    """ClientContext as Lambda takes it (base64 of a JSON object) -> the JSON text the runtime gets
+    in Lambda-Runtime-Client-Context. Raises UsageError with what is wrong."""
+    if len(value) > CLIENT_CONTEXT_MAX:
+        raise UsageError(f"client context is {len(value)} bytes; Lambda allows {CLIENT_CONTEXT_MAX} (base64)")
+    try:
+        text = base64.b64decode(value, validate=True).decode("utf-8")
+        doc = json.loads(text)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise UsageError("client context must be base64 of a JSON object (as `aws lambda invoke "
+                         "--client-context` takes it)", hint="e.g. $(echo -n '{\"custom\":{\"k\":1}}' | base64 -w0)") from exc
+    if not isinstance(doc, dict):
+        raise UsageError("client context must be base64 of a JSON object")
+    return text
+
+
 @main.command("invoke")
 @_common
 @click.option("--event", "event", default=None, metavar="FILE|-",
               help="Event JSON file (one document, or JSON lines for several); '-' reads stdin. Default: {}.")
+@click.option("--client-context", "client_context", default=None, metavar="BASE64",
+              help="ClientContext: base64 of a JSON object, as `aws lambda invoke --client-context` takes it.")
 @options.json_output
 def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name, verbose, no_sandbox, event,
-               as_json) -> None:
+               client_context, as_json) -> None:
     """Run the bootstrap of LAYER... (merged at /opt in order) and send it one or more events.
 
     \b
@@ -94,11 +118,11 @@ def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, n
     """
     config = _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox)
     config.validate()
+    context = decode_client_context(client_context) if client_context is not None else None
     events = _read_events(event)
     results: list[InvokeResult] = []
     with LocalFunction(config, log=_log) as fn:
-        for ev in events:
-            result = fn.invoke(ev)
+        for result in fn.invoke_many(events, client_context=context):
             results.append(result)
             if as_json:
                 click.echo(json.dumps(result.to_json()))
@@ -114,13 +138,71 @@ def _read_events(event: str | None) -> list[bytes]:
     if event is None:
         return [b"{}"]
     if event == "-":
-        return parse_events(sys.stdin.read(), "<stdin>")
-    path = Path(event)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--event {event}: cannot read ({getattr(exc, 'strerror', None) or exc})") from exc
-    return parse_events(text, event)
+        events, origin = parse_events(sys.stdin.read(), "<stdin>"), "<stdin>"
+    else:
+        try:
+            text = Path(event).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--event {event}: cannot read ({getattr(exc, 'strerror', None) or exc})") from exc
+        events, origin = parse_events(text, event), event
+    for i, ev in enumerate(events, 1):
+        if len(ev) > MAX_REQUEST:  # the same limit `run` (and Lambda's Invoke) applies
+            raise UsageError(f"--event {origin}: event {i} is {len(ev)} bytes; "
+                             f"Lambda's Invoke takes at most {MAX_REQUEST} bytes")
+    return events
+
+
+class _LogTail:
+    """Echo log lines to stderr and keep the recent ones, for `X-Amz-Log-Type: Tail`."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=5000)
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+        _log(line)
+
+    def result(self, request_id: str) -> str:
+        """base64 of the last 4 KB of this invocation's log, START to REPORT, as Lambda returns it."""
+        lines = list(self.lines)
+        start = max((i for i, line in enumerate(lines) if line.startswith(f"START RequestId: {request_id}")),
+                    default=0)
+        text = "".join(line + "\n" for line in lines[start:]).encode()
+        return base64.b64encode(text[-4096:]).decode()
+
+
+def _invoke_handler(fn: LocalFunction, logs: _LogTail):
+    """The invoke endpoint's semantics (Lambda's Invoke API): invocation types, client context,
+    trace header, log tail."""
+
+    def handle(body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        lower = {k.lower(): v for k, v in headers.items()}
+        kind = lower.get("x-amz-invocation-type", "RequestResponse")
+        if kind not in ("RequestResponse", "Event", "DryRun"):
+            return 400, {}, json.dumps({"Type": "User", "message": f"invalid invocation type {kind!r}"}).encode()
+        context = None
+        if "x-amz-client-context" in lower:
+            try:
+                context = decode_client_context(lower["x-amz-client-context"])
+            except UsageError as exc:
+                return 400, {}, json.dumps({"Type": "User", "message": exc.args[0]}).encode()
+        if kind == "DryRun":  # permissions and parameters check only: nothing runs
+            return 204, {}, b""
+        trace = lower.get("x-amzn-trace-id")
+        if kind == "Event":  # queued, answered at once; runs after whatever is running now
+            threading.Thread(target=lambda: _print_findings(
+                fn.invoke(body, client_context=context, trace_id=trace).findings), daemon=True).start()
+            return 202, {}, b""
+        result = fn.invoke(body, client_context=context, trace_id=trace)
+        _print_findings(result.findings)
+        out = {"X-Amzn-RequestId": result.request_id, "X-Amz-Executed-Version": "$LATEST"}
+        if not result.ok:
+            out["X-Amz-Function-Error"] = "Unhandled"
+        if lower.get("x-amz-log-type") == "Tail":
+            out["X-Amz-Log-Result"] = logs.result(result.request_id)
+        return 200, out, result.payload
+
+    return handle
 
 
 @main.command("run")
@@ -139,17 +221,10 @@ def run_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name
     config.validate()
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: not a port number")
-    with LocalFunction(config, log=_log) as fn:
+    logs = _LogTail()
+    with LocalFunction(config, log=logs.log) as fn:
         _print_findings(fn.notes, verbose)
-
-        def handle(body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-            result = fn.invoke(body, client_context=headers.get("X-Amz-Client-Context"))
-            _print_findings(result.findings)
-            out = {"X-Amzn-RequestId": result.request_id, "X-Amz-Executed-Version": "$LATEST"}
-            if not result.ok:
-                out["X-Amz-Function-Error"] = "Unhandled"
-            return 200, out, result.payload
-
+        handle = _invoke_handler(fn, logs)
         try:
             server = InvokeServer(handle, host=host, port=port)
         except OSError as exc:

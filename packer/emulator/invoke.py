@@ -24,13 +24,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer import runtime as runtime_mod
 from packer.emulator import memory, rootfs, sandbox, staging
-from packer.emulator.server import Invocation, RuntimeAPIServer, RuntimeState
+from packer.emulator.server import (MAX_PAYLOAD, Invocation, Outcome, RuntimeAPIServer, RuntimeState,
+                                    payload_type)
 from packer.errors import EmulatorError, UsageError
 from packer.findings import Finding, Severity, define, finding
 
@@ -198,6 +199,9 @@ class _Process:
             self.popen = sandbox.start(memory.cgroup_wrap(argv, meter.procs_file), env=env, cwd=cwd)
         self.exited = threading.Event()
         self.exit_at: float | None = None
+        self.busy: dict[int, bool] = {}  # per pipe: bytes read but not yet logged
+        self.logged = threading.Condition()  # notified each time a reader has emitted what it read
+        self.served = False  # answered at least one invocation: its init is long over
         self.readers = [threading.Thread(target=self._read, args=(s, log), daemon=True)
                         for s in (self.popen.stdout, self.popen.stderr)]
         for t in self.readers:
@@ -210,26 +214,43 @@ class _Process:
     def _read(self, stream, log: Callable[[str], None]) -> None:
         """Forward the bootstrap's output as log lines. A partial line left alone for 50 ms (curl's
         `{"status":"OK"}` has no newline) is shown then, not at exit; a progress meter written a
-        character at a time still comes out as one line."""
+        character at a time still comes out as one line. `busy` is set from the moment bytes are
+        known to be waiting until their lines are emitted, so `drained()` never misses a chunk in hand."""
         fd = stream.fileno()
         buf = b""
         while True:
-            if buf and not select.select([fd], [], [], 0.05)[0]:
+            if not select.select([fd], [], [], 0.05 if buf else None)[0]:
                 self._emit(buf, stream, log)
                 buf = b""
                 continue
+            self.busy[fd] = True
             try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self._emit(line, stream, log)
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self._emit(line, stream, log)
+            finally:
+                with self.logged:
+                    self.busy[fd] = False
+                    self.logged.notify_all()
         if buf:
             self._emit(buf, stream, log)
+
+    def drained(self) -> bool:
+        """True when everything the process wrote so far has been read and its full lines logged."""
+        if any(self.busy.values()):
+            return False
+        fds = [s.fileno() for s in (self.popen.stdout, self.popen.stderr) if not s.closed]
+        try:
+            return not select.select(fds, [], [], 0)[0]
+        except (OSError, ValueError):
+            return True
 
     def _emit(self, raw: bytes, stream, log: Callable[[str], None]) -> None:
         line = raw.decode("utf-8", "replace").rstrip("\r")
@@ -319,6 +340,8 @@ class LocalFunction:
                                       f"{'.'.join(map(str, ceiling))}"))
         self.bootstrap = staging.find_bootstrap(self.opt, self.task, self.root)
         self.state = RuntimeState(cfg.timeout)
+        self.state.on_dispatch = lambda inv: self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
+        self.state.on_answer = self._answered
         self.server = RuntimeAPIServer(self.state)
 
     def environment(self) -> dict[str, str]:
@@ -388,51 +411,90 @@ class LocalFunction:
         return self._proc is not None and not self._proc.exited.is_set()
 
     # -- invoking --------------------------------------------------------------------------------
-    def invoke(self, event: bytes, *, client_context: str | None = None,
-               cognito_identity: str | None = None) -> InvokeResult:
+    def invoke(self, event: bytes, *, client_context: str | None = None, cognito_identity: str | None = None,
+               trace_id: str | None = None) -> InvokeResult:
         with self._lock:
-            return self._invoke(event, client_context, cognito_identity)
+            return self._run(self._invocation(event, client_context, cognito_identity, trace_id), None)
 
-    def _invoke(self, event: bytes, client_context: str | None, cognito_identity: str | None) -> InvokeResult:
-        cfg = self.config
-        inv = Invocation(event, function_name=cfg.name, region=cfg.region, client_context=client_context,
-                         cognito_identity=cognito_identity)
-        rid = inv.request_id
+    def invoke_many(self, events: Iterable[bytes], *, client_context: str | None = None) -> Iterator[InvokeResult]:
+        """Results of `events` in order. All events are queued at once, so the next one is already
+        there when the runtime asks for it (as on a busy function): a warm event then costs no
+        hand-off between threads, only the runtime's own round trip. A process that dies leaves the
+        rest queued for its successor, as Lambda retries nothing but starts a fresh environment."""
+        with self._lock:
+            invs = [self._invocation(e, client_context, None, None) for e in events]
+            if self.bootstrap.path is not None:
+                self._queue_all(invs)
+            for inv in invs:
+                yield self._run(inv, None)
+
+    def _invocation(self, event: bytes, client_context: str | None, cognito_identity: str | None,
+                    trace_id: str | None) -> Invocation:
+        inv = Invocation(event, function_name=self.config.name, region=self.config.region,
+                         client_context=client_context, cognito_identity=cognito_identity)
+        if trace_id:
+            inv.trace_id = trace_id  # the caller's X-Amzn-Trace-Id is passed on, as Lambda does
+        return inv
+
+    def _queue_all(self, invs: list[Invocation]) -> None:
+        if not self.warm:
+            self._spawn()
+        for inv in invs:
+            inv.queued = True
+        self.state.submit_all(invs)
+
+    def _spawn(self) -> _Process:
+        self._drop()
+        # Spawned from one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires
+        # when the *thread* that forked it ends, e.g. a per-request HTTP handler thread.
+        self._proc = self._spawner.submit(self._start).result()
+        return self._proc
+
+    def _run(self, inv: Invocation, following: Invocation | None) -> InvokeResult:
         if self.bootstrap.path is None:
             message = f"Couldn't find valid bootstrap(s): [{' '.join(sandbox.BOOTSTRAP_SEARCH)}]"
-            self.log(f"START RequestId: {rid} Version: $LATEST")
+            self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
             self._last_peak = 0
             return self._finish(inv, "Runtime.InvalidEntrypoint", _error_payload("Runtime.InvalidEntrypoint", message),
                                 0.0, None, True, "error",
                                 [finding(NO_BOOTSTRAP, "/opt/bootstrap", f"{message}: {self.bootstrap.detail}")])
-        cold = not self.warm
-        if cold:
-            self._drop()
-            # Spawned from one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires
-            # when the *thread* that forked it ends, e.g. a per-request HTTP handler thread.
-            self._proc = self._spawner.submit(self._start).result()
+        if inv.dispatched_at is None and not self.warm:
+            self._spawn()
+        for queued in (inv, following):
+            if queued is not None and not queued.queued:
+                queued.queued = True
+                self.state.submit(queued)
+        return self._await(inv)
+
+    def _await(self, inv: Invocation) -> InvokeResult:
+        """Wait for `inv`'s answer (concluded on arrival by `_answered`), or conclude how it ended."""
+        cfg = self.config
         proc = self._proc
         assert proc is not None
-        self.state.submit(inv)
+        cold = not proc.served
         started_wait = time.monotonic()
-        announced = False
         kind = None
-        while True:
-            if inv.done.wait(0.01):
-                break
+        while not inv.done.wait(0.01):
             now = time.monotonic()
-            if inv.dispatched_at is not None and not announced:
-                announced = True
-                self.log(f"START RequestId: {rid} Version: $LATEST")
             if self.state.init_error is not None and inv.dispatched_at is None:
                 self.state.dispatch_init_error()
                 continue
+            if inv.outcome is not None:
+                continue  # answered: being concluded on the server thread
             if proc.exited.is_set():
                 time.sleep(0.02)  # an answer may still be on its way through the server
+                if inv.done.is_set() or inv.outcome is not None:
+                    continue
                 if self.state.init_error is not None and inv.dispatched_at is None:
                     self.state.dispatch_init_error()
-                if inv.done.is_set():
-                    break
+                    continue
+                if inv.dispatched_at is None and proc.served:
+                    # It answered its last event and exited (aws-lambda-cpp does after a 413): on
+                    # Lambda the next event simply gets a fresh environment, a cold start.
+                    self.log(f"layerpack: the runtime exited after its last invocation "
+                             f"({_exit_text(proc.popen.returncode, cfg.sandbox)}); starting a new one")
+                    proc, cold, started_wait = self._spawn(), True, now
+                    continue
                 kind = "exit"
                 break
             if inv.dispatched_at is None and self.state.init_done_at is None \
@@ -442,13 +504,41 @@ class LocalFunction:
             if inv.dispatched_at is not None and now - inv.dispatched_at > cfg.timeout:
                 kind = "timeout"
                 break
-        if not announced:
-            self.log(f"START RequestId: {rid} Version: $LATEST")
+        if isinstance(inv.result, InvokeResult):
+            return inv.result
+        if inv.dispatched_at is None:  # never reached the runtime: Lambda still brackets the attempt
+            self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
         init_ms = None
         if cold:
             end = self.state.init_done_at or time.monotonic()
             init_ms = (end - proc.started) * 1000
         return self._conclude(inv, kind, proc, cold, init_ms)
+
+    def _answered(self, inv: Invocation) -> None:
+        """On the server thread, right after the runtime's answer was accepted: END and REPORT are
+        written before the runtime can have its next event."""
+        proc = self._proc
+        if proc is None or inv.outcome is None or inv.outcome.kind == "init_error":
+            return
+        proc.served = True
+        self._settle_logs(proc)
+        init_ms = (inv.init_done_at - proc.started) * 1000 if inv.cold and inv.init_done_at else None
+        inv.result = self._conclude_answer(inv, inv.outcome, inv.cold, init_ms)
+
+    def _conclude_answer(self, inv: Invocation, outcome: Outcome, cold: bool, init_ms: float | None) -> InvokeResult:
+        cfg = self.config
+        duration = (outcome.at - inv.dispatched_at) * 1000 if inv.dispatched_at else 0.0
+        if outcome.kind == "response":
+            return self._finish(inv, None, outcome.body, duration, init_ms, cold, None, [])
+        if outcome.kind == "too_large":
+            message = f"Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
+            return self._finish(inv, "Function.ResponseSizeTooLarge",
+                                _error_payload("Function.ResponseSizeTooLarge", message), duration, init_ms, cold,
+                                "error", [finding(TOO_LARGE, cfg.handler, message)])
+        error_type = payload_type(outcome.body) or outcome.error_type or "Unhandled"
+        msg = _message_of(outcome.body)
+        return self._finish(inv, error_type, outcome.body, duration, init_ms, cold, None,
+                            [finding(FUNCTION_ERROR, cfg.handler, f"{error_type}: {msg}")])
 
     def _conclude(self, inv: Invocation, kind: str | None, proc: _Process, cold: bool,
                   init_ms: float | None) -> InvokeResult:
@@ -458,20 +548,6 @@ class LocalFunction:
         duration = (((inv.outcome.at if inv.outcome else now) - inv.dispatched_at) * 1000
                     if inv.dispatched_at else 0.0)
         outcome = inv.outcome
-        if kind is None and outcome is not None and outcome.kind == "response":
-            self._settle_logs(proc)
-            return self._finish(inv, None, outcome.body, duration, init_ms, cold, None, [])
-        if kind is None and outcome is not None and outcome.kind == "error":
-            self._settle_logs(proc)
-            msg = _message_of(outcome.body)
-            return self._finish(inv, outcome.error_type, outcome.body, duration, init_ms, cold, None,
-                                [finding(FUNCTION_ERROR, cfg.handler, f"{outcome.error_type}: {msg}")])
-        if kind is None and outcome is not None and outcome.kind == "too_large":
-            self._settle_logs(proc)
-            message = f"Response payload size exceeded maximum allowed payload size ({6 * 1024 * 1024} bytes)."
-            return self._finish(inv, "Function.ResponseSizeTooLarge",
-                                _error_payload("Function.ResponseSizeTooLarge", message), duration, init_ms, cold,
-                                "error", [finding(TOO_LARGE, cfg.handler, message)])
         # Everything below ends this environment: the next invoke is a cold start.
         self.state.withdraw(inv)
         if kind is None and outcome is not None and outcome.kind == "init_error":
@@ -538,8 +614,13 @@ class LocalFunction:
                             "error", found)
 
     def _settle_logs(self, proc: _Process) -> None:
-        """Let the log readers catch up so START/END brackets the invocation's output."""
-        time.sleep(0.002)
+        """Let the log readers catch up so END follows the invocation's own output. What the handler
+        wrote before answering is already in the pipes: wait until the readers have logged it
+        (woken by them, normally at once; never more than 20 ms), not a fixed sleep per event."""
+        limit = time.monotonic() + 0.02
+        with proc.logged:
+            while not proc.drained() and (left := limit - time.monotonic()) > 0:
+                proc.logged.wait(min(left, 0.001))
 
     def _finish(self, inv: Invocation, error_type: str | None, payload: bytes, duration: float,
                 init_ms: float | None, cold: bool, status: str | None, found: list[Finding]) -> InvokeResult:

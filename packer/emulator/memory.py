@@ -57,6 +57,7 @@ class CgroupMeter(Meter):
         self.version = version
         self.method = f"cgroup v{version}"
         self.procs_file = path / "cgroup.procs"
+        self._peak_fd: int | None = None
         if version == 2:
             (path / "memory.max").write_text(str(limit))
             try:
@@ -67,10 +68,14 @@ class CgroupMeter(Meter):
             (path / "memory.limit_in_bytes").write_text(str(limit))
 
     def peak(self) -> int:
-        name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
+        """Read once per invocation: the file stays open and is re-read with pread (an open() per
+        event cost ~90 us of the ~0.5 ms a warm event takes)."""
         try:
-            return int((self.path / name).read_text().split()[0])
-        except (OSError, ValueError):
+            if self._peak_fd is None:
+                name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
+                self._peak_fd = os.open(self.path / name, os.O_RDONLY)
+            return int(os.pread(self._peak_fd, 64, 0).split()[0])
+        except (OSError, ValueError, IndexError):
             return 0
 
     def oom(self) -> bool:
@@ -85,6 +90,9 @@ class CgroupMeter(Meter):
         return False
 
     def close(self) -> None:
+        if self._peak_fd is not None:
+            os.close(self._peak_fd)
+            self._peak_fd = None
         for _ in range(50):  # the last processes may take a moment to leave
             try:
                 self.path.rmdir()
