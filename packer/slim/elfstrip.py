@@ -1,7 +1,7 @@
-"""ELF stripping with the guards that keep it from breaking things (slim-facts.md §8).
+"""ELF stripping with the guards that keep it from breaking things.
 
 Why guards and not just `strip`: plain `strip` on numpy's auditwheel-grafted `numpy.libs/*.so` makes
-the loader refuse them ("ELF load command address/offset not page-aligned", peers.md pain point 12),
+the loader refuse them ("ELF load command address/offset not page-aligned", auditwheel issue #716),
 and on an SBCL executable it deletes the 40 MB core appended after the ELF image. So: skip files with
 trailing data, skip `*.libs/` / `.dylibs/` grafts and hash-named libraries, estimate what `strip`
 would gain (nothing to do for Debian's already-stripped files), and leave the stripping itself to

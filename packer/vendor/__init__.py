@@ -1,6 +1,6 @@
 """`layerpack vendor`: make a layer self-sufficient in a way Lambda's search order cannot undo.
 
-Copying a missing library into `lib/` is the easy part. What goes wrong in practice (peers.md §4):
+Copying a missing library into `lib/` is the easy part. What goes wrong in practice (reported again and again by users of other packagers):
 the copy loses to `/lib64` because `/lib64` precedes `/opt/lib` on LD_LIBRARY_PATH; RUNPATH is not
 inherited so transitive dependencies are not found; the copied library itself needs a newer glibc;
 `strip` after patchelf corrupts files; symlinked sonames get flattened. So:
