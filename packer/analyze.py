@@ -8,7 +8,6 @@ entry point: NIFs, plugins and vendored libraries fail on Lambda just as well.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from packer import checks, runtime as runtimes
+from packer.bootscript import BootScript, LoaderExec, read_bootstrap
 from packer.elf.hostlibs import HostLibraries
 from packer.elf.reader import ELF_MAGIC, MACHINES, FileSource, ElfInfo, InfoMemo, read_elf
 from packer.elf.search import MISSING, SHADOWED, UNLOADABLE, VENDORABLE, Edge, Loader, Obj, Process
@@ -49,6 +49,8 @@ UNLOADABLE_CANDIDATE = define("LP109", Severity.WARNING, "a library of another E
 LOADER_STOPS = define("LP111", Severity.ERROR, "the loader stops at a file that is not a loadable library",
                       "ld.so does not skip it (a Git LFS pointer, an empty or truncated file, a directory with the "
                       "library's name): put the real library there (`git lfs pull`) or remove the file")
+ENV_UNMODELLED = define("LP112", Severity.WARNING, "bootstrap sets LD_LIBRARY_PATH in a way layerpack cannot follow",
+                        "write it as `export LD_LIBRARY_PATH=/opt/lib:$LD_LIBRARY_PATH`, or pass the value with `analyze --env`")
 TRAILING_DATA = define("LP110", Severity.INFO, "ELF file carries data past its image (SBCL core, raco exe payload)",
                        "layerpack never strips or patches such files; keep them byte-for-byte")
 VERSION_TOO_NEW = define("LP201", Severity.ERROR, "needs a symbol version newer than the runtime provides",
@@ -70,7 +72,9 @@ MALFORMED = define("LP307", Severity.ERROR, "file starts like ELF but is malform
 
 # Lambda arch -> ELF e_machine number, derived from the reader's table and runtime's arch names
 _ARCH_MACHINES = {arch: num for arch, name in ARCH_MACHINE.items() for num, n in MACHINES.items() if n == name}
-_EXPECTED_ROOTS = ("/opt", "/var/task", "/var/lang", "/var/runtime", "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/tmp")
+# Directories an RPATH may name on Lambda. Not /tmp: it is empty when an execution environment
+# starts, and an RPATH into it is the most common build-directory leak.
+_EXPECTED_ROOTS = ("/opt", "/var/task", "/var/lang", "/var/runtime", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 
 @dataclass
@@ -146,7 +150,7 @@ class Report:
         }
 
 
-_REPORTED = frozenset((MISSING, VENDORABLE, SHADOWED))
+_REPORTED = frozenset((MISSING, VENDORABLE, SHADOWED, UNLOADABLE))
 _MARK = "\0"  # no path or name holds a NUL: marks where a streamed array goes in the JSON head
 
 
@@ -236,7 +240,7 @@ class Analysis:
     """One analysis run: holds the file system model, the loader and the findings as they come."""
 
     def __init__(self, tree: Tree, rt: Runtime, mount: str, extra: list[Tree], sysroot: Path | None,
-                 memo: InfoMemo | None = None) -> None:
+                 memo: InfoMemo | None = None, ld_library_path: tuple[str, ...] | None = None) -> None:
         self.memo = memo or InfoMemo()
         self.tree = tree
         self.rt = rt
@@ -249,7 +253,8 @@ class Analysis:
             mounts.append(self.main_mount)
         self.fs = LambdaFS(rt, mounts)
         self.host = HostLibraries(rt.machine, 64, "little", sysroot, memo=self.memo)
-        self.loader = Loader(self.fs, rt.ld_library_path, rt.default_dirs, machine=_ARCH_MACHINES[rt.arch], bits=64,
+        self.ld_library_path = rt.ld_library_path if ld_library_path is None else ld_library_path
+        self.loader = Loader(self.fs, self.ld_library_path, rt.default_dirs, machine=_ARCH_MACHINES[rt.arch], bits=64,
                              host_finder=self._host_find)
         self.findings: list[Finding] = []
         self._seen: set[tuple] = set()
@@ -307,17 +312,19 @@ class Analysis:
                 for e in entries:
                     if e and not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}") and e.startswith("/") \
                             and not any(e == r or e.startswith(r + "/") for r in _EXPECTED_ROOTS):
-                        self.add(finding(FOREIGN_RPATH, f.rel, f"{f.rel} has {kind} {e}, which does not exist on Lambda", entry=e))
+                        why = "/tmp is empty when a Lambda function starts" if e == "/tmp" or e.startswith("/tmp/") \
+                            else "which does not exist on Lambda"
+                        self.add(finding(FOREIGN_RPATH, f.rel, f"{f.rel} has {kind} {e}, {why}", entry=e))
             for name in i.needed:
                 if "/" in name:
                     self.add(finding(PATH_NEEDED, f.rel, f"{f.rel} needs {name!r} by path"))
 
     # -- loading ---------------------------------------------------------------------------------
-    def simulate(self, files: list[ElfFile], wrapped: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> list[Process]:
+    def simulate(self, files: list[ElfFile], wrapped: dict[str, LoaderExec] | None = None) -> list[Process]:
         """Load every program, then every library no program loaded (as dlopen would).
 
-        `wrapped`: programs started through a bundled loader by a `vendor --bundle-libc` wrapper:
-        program path -> (loader path, --library-path entries)."""
+        `wrapped`: programs a bootstrap script starts through a bundled loader (aws-lambda-cpp's
+        packager, `vendor --bundle-libc`), by program path."""
         wrapped = wrapped or {}
         processes = []
         covered: set[str] = set()
@@ -334,8 +341,15 @@ class Analysis:
             loader = self.loader
             interp = None
             if f.path in wrapped:
-                interp, libpath = wrapped[f.path]
-                loader = Loader(self.fs, libpath, (), machine=_ARCH_MACHINES[self.rt.arch], bits=64, host_finder=self._host_find)
+                run = wrapped[f.path]
+                interp = run.loader
+                # --library-path replaces LD_LIBRARY_PATH. Without --inhibit-cache the loader reads
+                # Lambda's /etc/ld.so.cache (the default directories' libraries); with it, only its
+                # own built-in directories, which depend on where it was built: not assumed here.
+                libpath = run.library_path if run.library_path is not None else self.ld_library_path
+                defaults = () if run.inhibit_cache else self.rt.default_dirs
+                loader = Loader(self.fs, libpath, defaults, machine=_ARCH_MACHINES[self.rt.arch], bits=64,
+                                host_finder=self._host_find)
                 loader.seed(self.loader.cached())
             proc = loader.load(found, as_program=f.info.is_program, vendored_dir=posixpath.join(self.mount, "lib"),
                                host_elf=self.host_elf, interp=interp)
@@ -472,33 +486,30 @@ def _map(path: Path):
         return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-_WRAPPER_MARK = b"# Written by `layerpack vendor --bundle-libc`"
-_WRAPPER_EXEC = re.compile(r'exec "\$here/(?P<loader>[^"]+)" --argv0 "\$0" --library-path "(?P<libpath>[^"]+)" "\$here/(?P<program>[^"]+)"')
-
-
-def _bundled_libc_wrapper(tree: Tree, mount: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Understand the bootstrap wrapper `vendor --bundle-libc` writes, so its program is analysed
-    with the loader and library path it will really get."""
+def _boot_script(tree: Tree, mount: str, rt: Runtime, env: dict[str, str]) -> BootScript:
+    """The environment and loader a `#!` bootstrap at the root sets up for the program it starts."""
+    base = {"LAMBDA_TASK_ROOT": FUNCTION_MOUNT, "LD_LIBRARY_PATH": ":".join(rt.ld_library_path),
+            "PATH": ":".join(rt.path_env), **env}
     entry = tree.entries.get("bootstrap")
     if entry is None or entry.kind != FILE or entry.size > 65536:
-        return {}
+        return BootScript(env=dict(env))
     try:
         text = tree.read_bytes("bootstrap")
     except InputError:
-        return {}
-    if _WRAPPER_MARK not in text:
-        return {}
-    m = _WRAPPER_EXEC.search(text.decode("utf-8", "replace"))
-    if not m:
-        return {}
-    libpath = tuple(p.replace("$here", mount) for p in m.group("libpath").split(":"))
-    return {posixpath.join(mount, m.group("program")): (posixpath.join(mount, m.group("loader")), libpath)}
+        return BootScript(env=dict(env))
+    if not text.startswith(b"#!"):
+        return BootScript(env=dict(env))
+    boot = read_bootstrap(text.decode("utf-8", "replace"), mount, base)
+    return BootScript({**env, **boot.env}, boot.loader_exec, boot.unmodelled)
 
 
 def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
             with_layers: tuple[str, ...] = (), sysroot: str | Path | None = None, kind: str = "auto",
-            progress: Callable[[int], None] | None = None) -> Report:
-    """Analyse a directory, zip or single binary for a Lambda runtime. Raises only LayerpackError."""
+            progress: Callable[[int], None] | None = None, env: dict[str, str] | None = None) -> Report:
+    """Analyse a directory, zip or single binary for a Lambda runtime. Raises only LayerpackError.
+
+    `env`: the function's environment variables (its configuration); `LD_LIBRARY_PATH` there, or
+    exported by a bootstrap script, replaces the runtime's."""
     if as_ not in ("layer", "function"):
         raise UsageError(f"--as must be 'layer' or 'function', not {as_!r}")
     if sysroot is not None and not Path(sysroot).is_dir():
@@ -516,14 +527,21 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         files = _collect_elves(tree, mount, progress, memo)
         chosen_arch, source = pick_arch(files, arch)
         rt = runtimes.load(name, chosen_arch)
-        a = Analysis(tree, rt, mount, extra, Path(sysroot) if sysroot else None, memo)
+        boot = _boot_script(tree, mount, rt, env or {})
+        llp = boot.env.get("LD_LIBRARY_PATH")
+        a = Analysis(tree, rt, mount, extra, Path(sysroot) if sysroot else None, memo,
+                     ld_library_path=tuple(llp.split(":")) if llp is not None else None)
+        for line in boot.unmodelled:
+            a.add(finding(ENV_UNMODELLED, "bootstrap", f"bootstrap sets the library path with `{line}`, which layerpack "
+                          "cannot expand: the libraries it adds are not verified", line=line))
         if tree.kind == "file":
             kind = "runtime"
         a.file_checks(files)
         for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount):
             a.add(f)
         a.loader.seed({f.path: f.info for f in files if f.info is not None})
-        processes = a.simulate(files, wrapped=_bundled_libc_wrapper(tree, mount))
+        wrapped = {boot.loader_exec.program: boot.loader_exec} if boot.loader_exec else {}
+        processes = a.simulate(files, wrapped=wrapped)
         for p in processes:
             a.process_findings(p)
         findings = sorted(a.findings, key=lambda f: (-int(f.severity), f.code, f.path))

@@ -107,9 +107,15 @@ def layout_findings(tree: Tree, rt: Runtime, kind: str = "auto", *, fs: LambdaFS
         out.extend(_python_layout(tree))
     if resolved == "node":
         out.extend(_node_layout(tree))
-    if "lib64" in tree.entries and tree.entries["lib64"].kind in (DIR, SYMLINK):
+    if "lib64" in tree.entries and tree.entries["lib64"].kind in (DIR, SYMLINK) and not _same_dir(tree, "lib", "lib64"):
         out.append(finding(LIB64_DIR, "lib64", f"{mount}/lib64 is not searched on Lambda (LD_LIBRARY_PATH has {mount}/lib)"))
     return out
+
+
+def _same_dir(tree: Tree, a: str, b: str) -> bool:
+    """`lib -> lib64` (or the other way round): the libraries are found through the link."""
+    (fa, sa), (fb, sb) = tree.resolve(a), tree.resolve(b)
+    return sa == "ok" and sb == "ok" and fa == fb
 
 
 def _problem_findings(tree: Tree) -> list[Finding]:

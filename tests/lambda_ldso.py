@@ -48,7 +48,20 @@ def lambda_root(tmp_path_factory) -> Path:
     if reason:
         pytest.fail(f"bwrap cannot sandbox here: {reason}")
     cache = Path(os.environ.get("LAYERPACK_CACHE_DIR") or tmp_path_factory.mktemp("ldso-cache")) / "emulator"
-    return rootfs.materialize(rootfs.plan_root(runtime.load(RUNTIME, "x86_64")), cache)
+    base = rootfs.materialize(rootfs.plan_root(runtime.load(RUNTIME, "x86_64")), cache)
+    return _with_ld_so_cache(base, tmp_path_factory.mktemp("lambda-root"))
+
+
+def _with_ld_so_cache(base: Path, out: Path) -> Path:
+    """A copy of the root (hard links) with an /etc/ld.so.cache of /usr/lib64, as Lambda has: the
+    host's loader is built for Debian's directories and finds /lib64 only through that cache, while
+    Lambda's own loader searches /lib64 and /usr/lib64 by default."""
+    for top in ("usr", ".layerpack", "etc"):
+        subprocess.run(["cp", "-al", str(base / top), str(out / top)], check=True)
+    (out / "etc" / "ld.so.conf").unlink(missing_ok=True)
+    (out / "etc" / "ld.so.conf").write_text("/usr/lib64\n")
+    subprocess.run(["/sbin/ldconfig", "-X", "-r", str(out)], check=True, capture_output=True)
+    return out
 
 
 def on_lambda(root: Path, argv: tuple[str, ...], *, opt: Path | None = None, task: Path | None = None,

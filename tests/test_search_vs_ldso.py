@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import shutil
+import tempfile
 import subprocess
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def test_system_libraries_resolve_like_ld_so() -> None:
 
 from packer.analyze import analyze  # noqa: E402
 from packer.elf.patcher import patchelf_exe  # noqa: E402
+from tests.conftest import require_tool  # noqa: E402
 from tests.lambda_ldso import LIB_C, cc, lambda_root, lib, on_lambda, program  # noqa: E402,F401
 
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 15088\n"
@@ -256,3 +258,107 @@ def test_an_empty_rpath_element_is_the_working_directory(lambda_root: Path, tmp_
     else:
         assert not ran.ok and "invalid ELF header" in ran.err
         assert "LP111" in _codes(report)
+
+
+def test_an_rpath_into_tmp_is_a_build_directory_leak(lambda_root: Path, tmp_path: Path) -> None:
+    """The library is in /tmp on the build machine, so the program runs here; Lambda's /tmp is empty."""
+    build = Path(tempfile.mkdtemp(prefix="lp-build-", dir="/tmp"))
+    try:
+        lib(build / "lib" / "libv.so.1", "build")
+        layer = tmp_path / "layer"
+        program(layer / "bootstrap", build / "lib", rpath=str(build / "lib"))
+        assert subprocess.run([str(layer / "bootstrap")], capture_output=True, text=True).stdout.strip() == "build"
+        ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+        assert not ran.ok and "libv.so.1: cannot open shared object file" in ran.err
+        report = analyze(layer)
+        assert report.errors
+        (f,) = [f for f in report.findings if f.code == "LP105"]
+        assert f.data["entry"] == str(build / "lib") and "/tmp is empty" in f.message
+    finally:
+        shutil.rmtree(build)
+
+
+def test_lib_linked_to_lib64_is_on_the_library_path(lambda_root: Path, tmp_path: Path) -> None:
+    layer = tmp_path / "layer"
+    lib(layer / "lib64" / "libv.so.1", "lib64")
+    (layer / "lib").symlink_to("lib64")
+    program(layer / "bootstrap", layer / "lib64")
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert ran.ok and ran.out == "lib64"
+    report = analyze(layer)
+    assert not report.errors and "LP420" not in _codes(report)
+    (layer / "lib").unlink()  # without the link nothing finds /opt/lib64, and LP420 says so
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert not ran.ok
+    assert "LP420" in _codes(analyze(layer))
+
+
+def test_a_bootstrap_that_exports_ld_library_path_is_followed(lambda_root: Path, tmp_path: Path) -> None:
+    layer = tmp_path / "layer"
+    lib(layer / "private" / "libv.so.1", "private")
+    program(layer / "bin" / "app", layer / "private")
+    (layer / "bootstrap").write_text('#!/bin/sh\nexport LD_LIBRARY_PATH="/opt/private:$LD_LIBRARY_PATH"\nexec /opt/bin/app\n')
+    (layer / "bootstrap").chmod(0o755)
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert ran.ok and ran.out == "private", ran
+    report = analyze(layer)
+    assert not report.errors, [f.message for f in report.findings]
+    assert _chosen(report) == "/opt/private/libv.so.1"
+
+
+def test_analyze_env_sets_the_functions_library_path(lambda_root: Path, tmp_path: Path, cli) -> None:
+    layer = tmp_path / "layer"
+    lib(layer / "private" / "libv.so.1", "private")
+    program(layer / "bin" / "app", layer / "private")
+    ran = on_lambda(lambda_root, ("/opt/bin/app",), opt=layer, env={"LD_LIBRARY_PATH": "/opt/private"})
+    assert ran.ok and ran.out == "private"
+    res = cli("analyze", str(layer), "--env", "LD_LIBRARY_PATH=/opt/private", "--json")
+    assert res.returncode == 0, res.stdout
+    assert not on_lambda(lambda_root, ("/opt/bin/app",), opt=layer).ok
+    assert cli("analyze", str(layer)).returncode == 1
+    bad = cli("analyze", str(layer), "--env", "LD_LIBRARY_PATH")
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr and "Traceback" not in bad.stderr
+
+
+APP_CXX = r'''#include <cstdio>
+#include <cstdlib>
+#include <string>
+int main(int argc, char **argv) {
+    std::string s = "cpp-runtime";
+    unsigned r = arc4random();  // GLIBC_2.36: newer than provided.al2023's glibc 2.34
+    std::printf("%s %d\n", s.c_str(), (int)(r & 0));
+    return 0;
+}
+'''
+
+
+def _ldd_closure(program: Path) -> list[Path]:
+    out = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True).stdout
+    return [Path(m.group(1)) for m in re.finditer(r"=> (/\S+) \(", out)]
+
+
+def test_aws_lambda_cpp_packager_layout_runs_and_is_not_called_failing(lambda_root: Path, tmp_path: Path) -> None:
+    """The layout the aws-lambda-cpp packager writes: the program's whole ldd closure and the loader
+    in lib/, and a bootstrap that execs that loader with --library-path lib/."""
+    require_tool("g++")
+    fn = tmp_path / "function"
+    (fn / "bin").mkdir(parents=True)
+    (fn / "lib").mkdir()
+    src = tmp_path / "app.cpp"
+    src.write_text(APP_CXX)
+    subprocess.run(["g++", "-O1", "-o", str(fn / "bin" / "app"), str(src)], check=True)
+    for dep in _ldd_closure(fn / "bin" / "app"):
+        shutil.copy(dep, fn / "lib" / dep.name)
+    shutil.copy(os.path.realpath(LDSO), fn / "lib" / "ld-linux-x86-64.so.2")
+    (fn / "bootstrap").write_text(
+        "#!/bin/bash\nset -euo pipefail\nexport AWS_EXECUTION_ENV=lambda-cpp\n"
+        "exec $LAMBDA_TASK_ROOT/lib/ld-linux-x86-64.so.2 --library-path $LAMBDA_TASK_ROOT/lib "
+        "$LAMBDA_TASK_ROOT/bin/app ${_HANDLER}\n")
+    (fn / "bootstrap").chmod(0o755)
+    ran = on_lambda(lambda_root, ("/var/task/bootstrap",), task=fn, env={"_HANDLER": "app"})
+    assert ran.ok and ran.out == "cpp-runtime 0", ran
+    # (the sandbox's libc is this host's, so it cannot show that bin/app alone needs too new a glibc)
+    report = analyze(fn, as_="function")
+    assert not report.errors, [f.message for f in report.findings if f.severity.name == "ERROR"][:5]
+    assert "LP103" not in _codes(report)
+    assert _chosen(report, "libc.so.6") == "/var/task/lib/libc.so.6"

@@ -117,6 +117,21 @@ def listed(flag: str, name: str, *, metavar: str, help: str) -> Callable[[F], F]
     return click.option(flag, name, multiple=True, cls=ListOption, callback=_split, metavar=metavar, help=help)
 
 
+def _env_pairs(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in value or ():
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE")
+        out[key] = val
+    return out
+
+
+def env(help: str = "Environment variable of the function (repeatable).") -> Callable[[F], F]:
+    """`--env KEY=VALUE`, repeatable; the command receives a dict."""
+    return click.option("--env", "env", multiple=True, metavar="KEY=VALUE", callback=_env_pairs, help=help)
+
+
 def with_layers(fn: F) -> F:
     """`--with-layer ZIP|DIR`: the other layers of the same function, in order (check's old `--with`)."""
     fn = _alias("--with", "--with-layer", "with_layers", multiple=True)(fn)
