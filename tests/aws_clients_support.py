@@ -1,0 +1,81 @@
+"""Layers that carry AWS's own runtime interface clients, for the emulator tests (no tests here).
+
+provided.al2023 has no Python and no Node.js, so each test layer brings what its client needs,
+the way a custom-runtime layer would:
+- Python: the interpreter running the tests, its standard library and the installed awslambdaric
+  (with simplejson and snapshot-restore-py) are copied to /opt/python (bin/python3, lib/python3.X,
+  lib/python3.X/site-packages: Python finds its prefix from the executable's location), the shared
+  libraries the interpreter and the client's C extension link that the runtime lacks go to /opt/lib
+  (on LD_LIBRARY_PATH), and `bootstrap` runs `python3 -m awslambdaric "$_HANDLER"` from /var/task.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from packer import runtime as runtime_mod
+
+SKIP_STDLIB = {"test", "site-packages", "dist-packages", "idlelib", "tkinter", "turtledemo", "ensurepip",
+               "lib2to3", "pydoc_data", "unittest", "config-3.11-x86_64-linux-gnu"}
+GLIBC = re.compile(r"^(libc|libm|libdl|libpthread|librt|libutil|ld-linux[-\w]*)\.so")
+
+
+def _copy(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=False, ignore=lambda d, names: [n for n in names if n in SKIP_STDLIB],
+                    dirs_exist_ok=True)
+
+
+def _needed_libs(*elfs: Path) -> set[Path]:
+    """Shared libraries `elfs` load (per the host's ldd) that are not glibc and not on the runtime."""
+    offered = {Path(p).name for p in runtime_mod.load("provided.al2023", "x86_64").libs.entries}
+    out: set[Path] = set()
+    for elf in elfs:
+        text = subprocess.run(["ldd", str(elf)], capture_output=True, text=True).stdout
+        for name, path in re.findall(r"^\s*(\S+) => (/\S+)", text, re.M):
+            if not GLIBC.match(name) and name not in offered:
+                out.add(Path(path))
+    return out
+
+
+def python_ric_layer(dest: Path) -> Path:
+    spec = importlib.util.find_spec("awslambdaric")
+    if spec is None or not spec.origin:
+        pytest.fail("awslambdaric is not installed (it is in the `test` extra: pip install -e '.[test]')")
+    site = Path(spec.origin).parent.parent
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    exe = Path(sys.executable).resolve()
+    stdlib = Path(os.__file__).parent
+    root = dest / "python"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(exe, root / "bin" / "python3")
+    _copy(stdlib, root / "lib" / version)
+    dynload = Path(sysconfig.get_config_var("DESTSHARED") or stdlib / "lib-dynload")
+    if dynload.is_dir() and not str(dynload).startswith(str(stdlib)):
+        _copy(dynload, root / "lib" / version / "lib-dynload")
+    target = root / "lib" / version / "site-packages"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("awslambdaric", "simplejson", "snapshot_restore_py.py"):
+        for cand in [site / name, *site.glob(f"{name}*")]:
+            if cand.exists():
+                (_copy if cand.is_dir() else shutil.copy2)(cand, target / cand.name)
+                break
+    extensions = list((target / "awslambdaric").glob("*.so")) + list(target.glob("runtime_client*.so"))
+    for cand in site.glob("runtime_client*.so"):
+        shutil.copy2(cand, target / cand.name)
+        extensions.append(target / cand.name)
+    (dest / "lib").mkdir()
+    for lib in _needed_libs(exe, *extensions):
+        shutil.copy2(lib, dest / "lib" / lib.name)
+    boot = dest / "bootstrap"
+    boot.write_text('#!/bin/sh\nexec /opt/python/bin/python3 -m awslambdaric "$_HANDLER"\n')
+    boot.chmod(0o755)
+    return dest
