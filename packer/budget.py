@@ -147,9 +147,10 @@ def budget(target: int, layers: list[int] = (), function: int | None = None, *, 
     return Budget(tuple(sizes), n_layers)
 
 
-def upload_findings(path: str, zipped_size: int) -> list[Finding]:
+def upload_findings(path: str, zipped_size: int, estimated: bool = False) -> list[Finding]:
     if needs_s3(zipped_size):
-        return [finding(VIA_S3, path, f"{zipped_size:,} bytes zipped is 50 MiB or more (base64 request "
+        about = "about " if estimated else ""
+        return [finding(VIA_S3, path, f"{about}{zipped_size:,} bytes zipped is 50 MiB or more (base64 request "
                         f"limit {REQUEST_LIMIT:,} bytes): publish will upload it to S3", zipped=zipped_size)]
     return []
 

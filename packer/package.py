@@ -326,10 +326,11 @@ class Artefact:
     unzipped: int
     zipped: int | None
     entries: int
+    zipped_estimate: bool = False  # zipped is estimated from a sample (packer.zipestimate)
 
     def to_json(self) -> dict:
         return {"path": self.path, "role": self.role, "kind": self.kind, "unzipped_bytes": self.unzipped,
-                "zipped_bytes": self.zipped, "entries": self.entries}
+                "zipped_bytes": self.zipped, "zipped_estimate": self.zipped_estimate, "entries": self.entries}
 
 
 @dataclass
@@ -365,7 +366,7 @@ class CheckReport:
 
 
 def _measure(path: str | Path, role: str, *, zipped: bool, level: int, backend: str,
-             progress: Callable[[int], None] | None = None) -> tuple[Artefact, Tree, list[Finding]]:
+             progress: Callable[[int], None] | None = None, exact: bool = True) -> tuple[Artefact, Tree, list[Finding]]:
     """Size of one artefact. A zip is measured from its (checked) directory; a tree from the plan
     `build` would write, and its zipped size by compressing into a counting sink (no file written).
     The returned Tree is open; the caller closes it."""
@@ -378,6 +379,11 @@ def _measure(path: str | Path, role: str, *, zipped: bool, level: int, backend: 
             return Artefact(str(path), role, "zip", facts.declared_unzipped, facts.zipped_size, facts.entries), t, findings
         p = plan(t, dereference=False)
         size_zip = None
+        if zipped and not exact:
+            from packer.zipestimate import estimate_zipped_size
+
+            est = estimate_zipped_size(p.members, level=level, backend=get_backend(backend))
+            return Artefact(str(path), role, t.kind, p.unzipped_size, est.size, len(p.members), True), t, findings
         if zipped:
             sink = CountingSink()
             size_zip = write_zip(p.members, sink, level=level, epoch=None, backend=get_backend(backend),
@@ -390,7 +396,7 @@ def _measure(path: str | Path, role: str, *, zipped: bool, level: int, backend: 
 
 def check(tree: str | Path, *, with_layers: Iterable[str | Path] = (), function: str | Path | None = None,
           kind: str = "auto", runtime: str = "provided.al2023", level: int = 6, backend: str = "auto",
-          depth: int = 2, top: int = 10, zipped: bool = True,
+          depth: int = 2, top: int = 10, zipped: bool = True, exact_zip: bool = True,
           progress: Callable[[int], None] | None = None) -> CheckReport:
     """Measure `tree` (a layer) against Lambda's budget together with other layers and the function,
     and run the layout checks. Pure reading: a zip is never extracted, nothing is written."""
@@ -399,7 +405,8 @@ def check(tree: str | Path, *, with_layers: Iterable[str | Path] = (), function:
         raise UsageError("--depth and --top must be at least 1")
     layers = list(with_layers)
     budget_mod.budget(0, [0] * len(layers))  # layer count is a usage error before any work
-    target, t, findings = _measure(tree, "layer", zipped=zipped, level=level, backend=backend, progress=progress)
+    target, t, findings = _measure(tree, "layer", zipped=zipped, level=level, backend=backend, progress=progress,
+                                   exact=exact_zip)
     with t:
         findings.extend(_layout(t, rt, kind))
         findings.extend(budget_mod.flattened_copies(t))
@@ -415,7 +422,7 @@ def check(tree: str | Path, *, with_layers: Iterable[str | Path] = (), function:
                           next((a.unzipped for a in others if a.role == "function"), None))
     findings.extend(b.findings(str(tree)))
     if target.zipped is not None:
-        findings.extend(budget_mod.upload_findings(str(tree), target.zipped))
+        findings.extend(budget_mod.upload_findings(str(tree), target.zipped, target.zipped_estimate))
     return CheckReport(target, others, b, contributors, findings,
                        backend=get_backend(backend).name if zipped and target.kind != "zip" else None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -343,3 +344,33 @@ def test_check_of_a_zip_parses_its_central_directory_once(tmp_path: Path, monkey
     report = check(archive, zipped=True)
     assert report.target.entries >= 300 and report.target.zipped == archive.stat().st_size
     assert len(parses) == 1
+
+
+def test_check_dir_estimates_the_zipped_size_within_5_percent_and_says_so(tmp_path: Path, cli) -> None:
+    from packer.package import check
+
+    otp = Path("/usr/lib/erlang")  # 34 MB of real .beam, ELF and text: more than the 16 MiB sample
+    if not otp.is_dir():
+        pytest.skip("Erlang/OTP not installed (CI installs it)")
+    exact = check(otp, exact_zip=True).target
+    estimate = check(otp, exact_zip=False).target
+    assert not exact.zipped_estimate and estimate.zipped_estimate
+    assert abs(estimate.zipped - exact.zipped) <= 0.05 * exact.zipped
+    text = cli("check", str(otp)).stdout
+    assert "ESTIMATE" in text and f"{estimate.zipped:,}" in text
+    exact_text = cli("check", str(otp), "--exact-zip-size").stdout
+    assert "ESTIMATE" not in exact_text and f"{exact.zipped:,}" in exact_text
+    assert json.loads(cli("check", str(otp), "--json").stdout)["target"]["zipped_estimate"] is True
+
+
+def test_estimate_of_a_small_tree_deflates_everything_and_matches_the_zip_writer(tmp_path: Path) -> None:
+    from packer.package import check
+
+    src = tmp_path / "src"
+    shutil.copytree(Path(json.__file__).parent, src / "py" / "json", symlinks=True)  # real .py and .pyc
+    (src / "lib").mkdir()
+    shutil.copy2("/lib/x86_64-linux-gnu/libz.so.1", src / "lib" / "libz.so.1")
+    (src / "lib" / "libz.so").symlink_to("libz.so.1")
+    exact = check(src, exact_zip=True).target.zipped
+    estimate = check(src, exact_zip=False).target.zipped
+    assert abs(estimate - exact) <= 0.01 * exact

@@ -55,7 +55,15 @@ def render_check(report: CheckReport) -> None:
               f"{budget.UNZIPPED_LIMIT:,}", markup=False)
     if t.zipped is not None:
         via = "direct upload" if report.upload == "direct" else "publish goes through S3 (50 MiB or more)"
-        out.print(f"  zipped     {t.zipped:>13,} bytes ({human_bytes(t.zipped)}), {via}", markup=False)
+        if t.zipped_estimate:
+            out.print(f"  zipped    ~{t.zipped:>13,} bytes ({human_bytes(t.zipped)}), {via} — an ESTIMATE from a "
+                      "sample (--exact-zip-size deflates everything)", markup=False)
+            inline_max = (budget.REQUEST_LIMIT - budget.REQUEST_OVERHEAD) * 3 // 4  # zip bytes, before base64
+            if abs(t.zipped - inline_max) < inline_max // 10:
+                out.print("  the estimate is within 10% of the 50 MiB inline-upload limit: the route is not certain; "
+                          "run with --exact-zip-size", markup=False)
+        else:
+            out.print(f"  zipped     {t.zipped:>13,} bytes ({human_bytes(t.zipped)}), {via}", markup=False)
     for a in report.others:
         out.print(f"  + {a.role:8} {a.unzipped:>13,} bytes  {a.path}", markup=False)
     b = report.budget
@@ -92,20 +100,24 @@ def render_check(report: CheckReport) -> None:
 @click.option("--depth", type=click.IntRange(1, 50), default=2, show_default=True,
               help="Group sizes by this many leading path components.")
 @click.option("--zip-size/--no-zip-size", default=True, show_default=True,
-              help="For a directory, compress it (to nowhere) to know the exact zipped size.")
+              help="For a directory, estimate the zipped size by deflating a ~16 MiB sample (labelled an estimate).")
+@click.option("--exact-zip-size", is_flag=True,
+              help="For a directory, deflate everything (to nowhere) to know the exact zipped size.")
 @options.json_output
 @click.pass_context
 def check_cmd(ctx: click.Context, tree: Path, with_layers: tuple[str, ...], function: Path | None, kind: str,
-              runtime: str, level: int, backend: str, top: int, depth: int, zip_size: bool, as_json: bool) -> None:
+              runtime: str, level: int, backend: str, top: int, depth: int, zip_size: bool, exact_zip_size: bool,
+              as_json: bool) -> None:
     """Measure TREE (a directory or a zip) against Lambda's size budget and check its layout.
 
     Counts the unzipped size as Lambda does (file sizes, links as links), shared with --with-layer
     layers and the --function package; says whether publish can upload inline or needs S3; lists
     the largest directories. Exit 1 when over budget or a finding is an error, 2 on bad input.
     """
-    with progress_bar(not as_json and zip_size and Path(tree).is_dir(), "measuring") as progress:
+    with progress_bar(not as_json and exact_zip_size and Path(tree).is_dir(), "measuring") as progress:
         report = check(tree, with_layers=with_layers, function=function, kind=kind, runtime=runtime, level=level,
-                       backend=backend, depth=depth, top=top, zipped=zip_size, progress=progress)
+                       backend=backend, depth=depth, top=top, zipped=zip_size or exact_zip_size,
+                       exact_zip=exact_zip_size, progress=progress)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
