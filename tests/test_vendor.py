@@ -355,3 +355,20 @@ def test_lief_patcher_without_lief_is_a_one_line_error_and_writes_nothing(tmp_pa
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("layerpack: error: the lief patcher needs lief")
     assert "lambda-layerpack[lief]" in res.stderr and not out.exists()
+
+
+def test_strip_keeps_a_vendored_library_with_appended_data_whole(tmp_path: Path) -> None:
+    """`strip` drops bytes after the ELF image; the guarded strip refuses instead (LP909)."""
+    sysroot = tmp_path / "sysroot"
+    shutil.copytree(FIX / "sysroot" / "x86_64", sysroot, symlinks=True)
+    lib2 = next(sysroot.rglob("libfix2.so.1"))
+    with open(lib2, "ab") as fh:
+        fh.write(b"PAYLOAD!" * 512)
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-fix1"})
+    out = tmp_path / "out"
+    res = run_cli("vendor", str(src), "--out", str(out), "--sysroot", str(sysroot), "--strip", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert [f["path"] for f in json.loads(res.stdout)["after"] if f["code"] == "LP909"] == ["lib/libfix2.so.1"]
+    assert (out / "lib" / "libfix2.so.1").read_bytes() == lib2.read_bytes()
+    ran = sandbox_run(out)
+    assert ran.returncode == 0 and "fix 2" in ran.stdout

@@ -51,6 +51,8 @@ def loads_aligned(info: ElfInfo) -> bool:
 def strip_file(path: Path, host: str | None = None) -> tuple[bool, str]:
     """`strip --strip-unneeded` `path` in place, atomically, keeping its mode; (changed, why not)."""
     before = read_path(path)
+    if before.trailing_bytes:  # an SBCL core, a `raco exe` payload, a self-extractor: strip drops it
+        return False, f"{before.trailing_bytes} bytes appended after the ELF image would be lost; original kept"
     tool = strip_tool(before.machine_name, host)
     if tool is None:
         return False, f"no binutils strip for {before.machine_name}"
