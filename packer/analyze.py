@@ -59,6 +59,11 @@ VERSION_UNDEFINED = define("LP202", Severity.ERROR, "bundled library does not de
                            "ship the library build your program was linked against")
 VERSION_UNKNOWN = define("LP203", Severity.INFO, "the runtime's version ceiling for this library is not known",
                          "test on Lambda (`layerpack invoke` runs it locally) before relying on it")
+VERSION_UNVERIFIED = define("LP204", Severity.WARNING, "needs a symbol version of a runtime library whose versions are not known",
+                            "run it on Lambda's runtime (`layerpack invoke`), or ship the library build it was linked against")
+VERSION_NONE = define("LP205", Severity.INFO, "needs symbol versions from a bundled library that defines none",
+                      "ld.so warns \"no version information available\" and uses the library; rebuild it with its "
+                      "version script to silence the warning")
 WRONG_ARCH = define("LP301", Severity.ERROR, "ELF file is for another architecture than the target",
                     "build for the target arch (--arch), or pick the matching Lambda architecture")
 MIXED_ARCH = define("LP302", Severity.ERROR, "tree mixes ELF architectures",
@@ -418,23 +423,54 @@ class Analysis:
                 self._judged.add(judged)
                 where = target.where if target else None
                 if e.status == VENDORABLE or where in ("tree", "host"):
-                    if target is not None and target.info is not None and target.info.version_defs:
-                        missing = [v for v in versions if v not in target.info.version_defs]
-                        if missing:
-                            self.add(finding(VERSION_UNDEFINED, self.rel(obj.path),
-                                             f"{self._label(obj)} needs {', '.join(missing)} from {file}, which {self._label(target)} does not define",
-                                             library=file, versions=missing), key=(VERSION_UNDEFINED.code, obj.real, file))
-                    continue
-                for v in versions:
-                    verdict = self.rt.version_verdict(file, v)
-                    if verdict == "unknown":
-                        self.add(finding(VERSION_UNKNOWN, self.rel(obj.path), f"{self._label(obj)} needs {v} from {file}; "
-                                         f"the {version_family(v)[0]} ceiling of {self.rt.name} is not known", version=v),
-                                 key=(VERSION_UNKNOWN.code, obj.real, v))
-                    elif verdict == "too-new":
-                        too_new.setdefault(file, []).append(v)
+                    self._bundled_versions(obj, file, versions, target)
+                else:
+                    self._runtime_versions(obj, file, versions, too_new)
             if too_new:
                 self._too_new(obj, too_new)
+
+    def _bundled_versions(self, obj: Obj, file: str, versions: tuple[str, ...], target: Obj | None) -> None:
+        """A need met by a file in the tree (or one to vendor): ld.so checks it against that file's
+        own definitions; a file that defines none gets a warning on stderr and is used anyway."""
+        if target is None or target.info is None:
+            return
+        if not target.info.version_defs and not target.info.version_needs:
+            self.add(finding(VERSION_UNDEFINED, self.rel(obj.path), f"{self._label(obj)} needs {', '.join(versions)} from "
+                             f"{file}; {self._label(target)} has no symbol version table at all, so ld.so prints \"no version "
+                             "information available\" and then aborts at the first lookup of such a symbol "
+                             "(check_match assertion)", library=file, versions=list(versions)),
+                     key=(VERSION_UNDEFINED.code, obj.real, file))
+            return
+        if not target.info.version_defs:
+            self.add(finding(VERSION_NONE, self.rel(obj.path), f"{self._label(obj)} needs {', '.join(versions)} from {file}; "
+                             f"{self._label(target)} defines no versions, so ld.so prints \"{file}: no version information "
+                             f"available (required by …)\" on stderr and goes on", library=file, versions=list(versions)),
+                     key=(VERSION_NONE.code, obj.real, file))
+            return
+        missing = [v for v in versions if v not in target.info.version_defs]
+        if missing:
+            self.add(finding(VERSION_UNDEFINED, self.rel(obj.path),
+                             f"{self._label(obj)} needs {', '.join(missing)} from {file}, which {self._label(target)} does not define",
+                             library=file, versions=missing), key=(VERSION_UNDEFINED.code, obj.real, file))
+
+    def _runtime_versions(self, obj: Obj, file: str, versions: tuple[str, ...], too_new: dict[str, list[str]]) -> None:
+        """A need met by the runtime's copy, known only by name: judged by the ceilings of the
+        version families the data covers; any other version is not verified."""
+        for v in versions:
+            verdict = self.rt.version_verdict(file, v)
+            if verdict == "unknown":
+                self.add(finding(VERSION_UNKNOWN, self.rel(obj.path), f"{self._label(obj)} needs {v} from {file}; "
+                                 f"the {version_family(v)[0]} ceiling of {self.rt.name} is not known", version=v),
+                         key=(VERSION_UNKNOWN.code, obj.real, v))
+            elif verdict == "too-new":
+                too_new.setdefault(file, []).append(v)
+            elif not self.rt.covers_version(file, v) and v != "GLIBC_PRIVATE":
+                self.add(finding(VERSION_UNVERIFIED, self.rel(obj.path),
+                                 f"{self._label(obj)} needs {v} from {file}: not verified — layerpack does not know which "
+                                 f"versions {self.rt.name}'s {file} defines. If it defines none, ld.so prints \"no version "
+                                 f"information available\" and goes on; if it defines others but not {v}, the program "
+                                 f"does not start (version `{v}' not found)", library=file, version=v),
+                         key=(VERSION_UNVERIFIED.code, obj.real, file, v))
 
     def _label(self, obj: Obj) -> str:
         if obj.where == "host":

@@ -174,6 +174,11 @@ class Runtime:
             return "unknown"
         return "too-new" if fam[1] > ceiling else None
 
+    def covers_version(self, library: str, version: str) -> bool:
+        """Does the runtime data say anything about `version` of `library` (a family it models)?"""
+        fam = version_family(version)
+        return fam is not None and library in VERSION_FAMILIES[fam[0]]
+
 
 @functools.lru_cache(maxsize=None)
 def _rules_toml(name: str) -> dict:

@@ -19,8 +19,9 @@ from tests.conftest import require_tool
 
 RUNTIME = "provided.al2023"
 
-# A library that says which copy of it was loaded, and a program that prints it.
-LIB_C = 'const char *which(void) { return TAG; }\n'
+# A library that says which copy of it was loaded (calling libc, as every real library does, so it
+# has a symbol version table), and a program that prints it.
+LIB_C = '#include <stdlib.h>\nconst char *which(void) { return getenv("LP_NEVER_SET") ? "env" : TAG; }\n'
 MAIN_C = '#include <stdio.h>\nconst char *which(void);\nint main(void) { puts(which()); return 0; }\n'
 
 

@@ -362,3 +362,60 @@ def test_aws_lambda_cpp_packager_layout_runs_and_is_not_called_failing(lambda_ro
     assert not report.errors, [f.message for f in report.findings if f.severity.name == "ERROR"][:5]
     assert "LP103" not in _codes(report)
     assert _chosen(report, "libc.so.6") == "/var/task/lib/libc.so.6"
+
+
+NO_LIBC_C = 'const char *which(void) { return TAG; }\n'
+
+
+def _versioned_lib(out: Path, tag: str, node: str | None, *, uses_libc: bool = True) -> Path:
+    """libv with `which` in version node `node` (None: no version definitions). A library that
+    calls libc has a version table (for its own needs) even when it defines no versions."""
+    if not uses_libc:
+        return cc(out, NO_LIBC_C, f'-DTAG="{tag}"', shared_name="libv.so.1")
+    flags = []
+    if node is not None:
+        script = out.parent / f".{out.name}.map"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(f"{node} {{ global: which; local: *; }};\n")
+        flags.append(f"-Wl,--version-script,{script}")
+    return lib(out, tag, "libv.so.1", *flags)
+
+
+@pytest.mark.parametrize("shipped", ["no versions", "no version table", "other versions"])
+def test_version_needs_against_a_bundled_library(lambda_root: Path, tmp_path: Path, shipped: str) -> None:
+    build = tmp_path / "build"
+    _versioned_lib(build / "libv.so.1", "built", "V_1")
+    layer = tmp_path / "layer"
+    program(layer / "bootstrap", build)  # needs which@V_1
+    _versioned_lib(layer / "lib" / "libv.so.1", "shipped", "V_2" if shipped == "other versions" else None,
+                   uses_libc=shipped != "no version table")
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    report = analyze(layer)
+    if shipped == "no version table":  # ld.so warns, then its symbol lookup asserts
+        assert not ran.ok and "no version information available" in ran.err and "check_match" in ran.err, ran
+        assert "LP202" in _codes(report)
+    elif shipped == "no versions":  # ld.so warns and goes on
+        assert ran.ok and ran.out == "shipped" and "no version information available" in ran.err, ran
+        assert not report.errors
+        (f,) = [f for f in report.findings if f.code == "LP205"]
+        assert "no version information available" in f.message
+    else:
+        assert not ran.ok and "version `V_1' not found" in ran.err, ran
+        assert "LP202" in _codes(report)
+
+
+CURL_C = 'char *curl_version(void);\nint main(void) { return curl_version() == 0; }\n'
+
+
+def test_a_version_family_the_runtime_data_does_not_cover_is_not_verified(tmp_path: Path) -> None:
+    """Debian's libcurl versions its symbols CURL_OPENSSL_4; whether Lambda's copy defines that is
+    not in the runtime data, so the need is reported as not verified instead of met."""
+    curl = Path("/usr/lib/x86_64-linux-gnu/libcurl.so.4")
+    if not curl.exists():
+        pytest.skip("no libcurl.so.4 on this machine")
+    layer = tmp_path / "layer"
+    cc(layer / "bootstrap", CURL_C, f"-L{curl.parent}", "-l:libcurl.so.4")
+    report = analyze(layer)
+    (f,) = [f for f in report.findings if f.code == "LP204"]
+    assert f.data["version"] == "CURL_OPENSSL_4" and "not verified" in f.message
+    assert f.severity.name == "WARNING"
