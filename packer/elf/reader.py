@@ -67,11 +67,13 @@ class Source(Protocol):
 
 
 class FileSource:
-    """pread through a small cache of 64 KiB blocks: headers, the dynamic segment and the string
+    """pread through a small cache of 16 KiB blocks: headers, the dynamic segment and the string
     table are read with many small reads close together (measured: 70k preads for 2,341 files of
-    /usr/lib and /usr/bin became a few thousand)."""
+    /usr/lib and /usr/bin became a few thousand). 16 KiB rather than 64: the magic check of every
+    non-ELF file and the section headers at a file's end copy less (reading the 2,199 files of
+    /usr/lib/x86_64-linux-gnu: 0.22 s CPU vs 0.28 s, best of 5)."""
 
-    BLOCK = 1 << 16
+    BLOCK = 1 << 14
     MAX_BLOCKS = 64
 
     def __init__(self, fd: int, size: int) -> None:
