@@ -2,7 +2,7 @@
 """Benchmark: `layerpack slim --profile erlang` vs the manual recipe (rm + `beam_lib:strip_release`).
 
 Both start from a copy of Debian's /usr/lib/erlang and keep kernel, stdlib, compiler, crypto (+ the
-erts app). The manual recipe is what slim-facts.md §2.1 did by hand: remove the other apps, per-app
+erts app). The manual recipe is what one does by hand (docs/slim-rules.md): remove the other apps, per-app
 src/include/doc/examples, build-only binaries and *.script, then `erl -eval beam_lib:strip_release`
 (gzip beams). Prints bytes per rule, totals, the zipped size of each result (the same `layerpack
 build` for both: what Lambda's 50 MB upload limit counts), the size/time ratios of the two in the

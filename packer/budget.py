@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import posixpath
 import re
@@ -27,12 +26,9 @@ from pathlib import Path
 
 from packer.errors import PackageError
 from packer.findings import Finding, Severity, define, finding
+from packer.quotas import MAX_LAYERS, REQUEST_LIMIT, UNZIPPED_LIMIT, largest_inline_zip, upload_route
 from packer.tree import FILE, SYMLINK, Tree
 
-UNZIPPED_LIMIT = 262_144_000  # "Unzipped size must be smaller than 262144000 bytes"
-MAX_LAYERS = 5
-REQUEST_LIMIT = 69_905_067  # "Request must be smaller than 69905067 bytes" (base64 body of an inline upload)
-REQUEST_OVERHEAD = 4_096  # JSON around the base64 zip: names, runtimes, description, license
 NEAR_LIMIT_PCT = 5.0
 
 DEFLATE_MAX_RATIO = 1_032  # deflate cannot expand a stream more than ~1032:1
@@ -45,7 +41,7 @@ OVER_BUDGET = define("LP501", Severity.ERROR, "over Lambda's unzipped size limit
 NEAR_BUDGET = define("LP502", Severity.WARNING, "within 5% of Lambda's unzipped size limit",
                      "the next dependency update may not fit: slim the tree (`layerpack slim`)")
 VIA_S3 = define("LP503", Severity.INFO, "zip too large for an inline upload: publish will go through S3",
-                "nothing to fix: publish uploads the zip to S3 first; slim it below 50 MiB to upload it inline")
+                "nothing to fix: publish uploads the zip to S3 first; slim it to 52,418,919 bytes or less to upload it inline")
 NOT_UNIX_ZIP = define("LP504", Severity.WARNING, "zip made on a non-Unix system: no Unix modes",
                       "every file lands without an exec bit; rebuild it with `layerpack build`")
 FLATTENED_COPIES = define("LP505", Severity.WARNING, "the same library stored several times (flattened symlinks)",
@@ -63,11 +59,6 @@ class Contributor:
     def to_json(self, total: int) -> dict:
         return {"path": self.path, "bytes": self.bytes, "entries": self.entries,
                 "pct": round(100.0 * self.bytes / total, 2) if total else 0.0}
-
-
-def counted_size(tree: Tree) -> int:
-    """Unzipped bytes of a tree as Lambda counts them: file sizes plus symlink target lengths."""
-    return sum(e.size for e in tree.entries.values() if e.kind in (FILE, SYMLINK))
 
 
 def contributors(tree: Tree, depth: int = 2, top: int = 10) -> list[Contributor]:
@@ -88,9 +79,8 @@ def contributors(tree: Tree, depth: int = 2, top: int = 10) -> list[Contributor]
 
 
 def needs_s3(zipped_size: int) -> bool:
-    """True when an inline PublishLayerVersion request would be refused: the zip travels as base64
-    (4 bytes per 3) inside a request that must be smaller than 69,905,067 bytes (50 MiB of zip)."""
-    return 4 * math.ceil(zipped_size / 3) + REQUEST_OVERHEAD >= REQUEST_LIMIT
+    """True when publish sends this zip through S3 (`quotas.upload_route`, shared with publish)."""
+    return upload_route(zipped_size) == "s3"
 
 
 @dataclass(frozen=True)
@@ -150,8 +140,9 @@ def budget(target: int, layers: list[int] = (), function: int | None = None, *, 
 def upload_findings(path: str, zipped_size: int, estimated: bool = False) -> list[Finding]:
     if needs_s3(zipped_size):
         about = "about " if estimated else ""
-        return [finding(VIA_S3, path, f"{about}{zipped_size:,} bytes zipped is 50 MiB or more (base64 request "
-                        f"limit {REQUEST_LIMIT:,} bytes): publish will upload it to S3", zipped=zipped_size)]
+        return [finding(VIA_S3, path, f"{about}{zipped_size:,} bytes zipped is over {largest_inline_zip():,}, the "
+                        f"largest zip sent inline (request limit {REQUEST_LIMIT:,} bytes): publish will upload it "
+                        f"to S3", zipped=zipped_size)]
     return []
 
 

@@ -85,7 +85,3 @@ class Finding:
 def finding(code: Code, path: str, message: str, hint: str | None = None, **data: Any) -> Finding:
     """Make a finding of a declared code; the hint defaults to the code's generic fix."""
     return Finding(code.code, code.severity, path, message, hint or code.hint, dict(data))
-
-
-def worst(findings: list[Finding]) -> Severity | None:
-    return max((f.severity for f in findings), default=None)

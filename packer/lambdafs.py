@@ -124,10 +124,6 @@ class LambdaFS:
     def exists(self, path: str) -> bool:
         return self.lookup(path) is not None
 
-    def is_dir_in_tree(self, path: str) -> bool:
-        node = self.lookup(path)
-        return node is not None and node.kind == DIR
-
     def which(self, command: str, path_env: tuple[str, ...] | None = None) -> str | None:
         """Where the runtime's PATH finds `command` (layers' bin/ included via /opt/bin)."""
         if "/" in command:

@@ -220,12 +220,12 @@ def _sha256(path: Path) -> "hashlib._Hash":
     return h
 
 
-def _load_runtime(name: str, kind: str) -> runtime_mod.Runtime:
+def _load_runtime(name: str | None, kind: str) -> runtime_mod.Runtime:
     from packer.checks import KINDS
 
     if kind not in KINDS:
         raise UsageError(f"unknown layer kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
-    return runtime_mod.load(name)
+    return runtime_mod.load(name or runtime_mod.default_runtime())
 
 
 def _layout(tree: Tree, rt: runtime_mod.Runtime, kind: str) -> list[Finding]:
@@ -251,7 +251,7 @@ def _inside(root: Path, path: Path) -> str | None:
 
 
 def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: bool = False,
-          force: bool = False, kind: str = "auto", runtime: str = "provided.al2023",
+          force: bool = False, kind: str = "auto", runtime: str | None = None,
           progress: Callable[[int], None] | None = None, backend: str = "auto",
           epoch: int | None = None) -> BuildResult:
     """Zip `tree` (a directory, a zip to normalise, or a single program seen as `bootstrap`) into
@@ -395,7 +395,7 @@ def _measure(path: str | Path, role: str, *, zipped: bool, level: int, backend: 
 
 
 def check(tree: str | Path, *, with_layers: Iterable[str | Path] = (), function: str | Path | None = None,
-          kind: str = "auto", runtime: str = "provided.al2023", level: int = 6, backend: str = "auto",
+          kind: str = "auto", runtime: str | None = None, level: int = 6, backend: str = "auto",
           depth: int = 2, top: int = 10, zipped: bool = True, exact_zip: bool = True,
           progress: Callable[[int], None] | None = None) -> CheckReport:
     """Measure `tree` (a layer) against Lambda's budget together with other layers and the function,

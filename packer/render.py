@@ -1,10 +1,20 @@
-"""Text rendering helpers shared by commands (rich, honouring NO_COLOR)."""
+"""The one output module: how every command prints findings, JSON documents and text.
+
+- A finding is always two lines, in every command: `CODE severity path: message`, then
+  `    fix: hint` (four spaces), so one grep pattern reads every command's output.
+- Nothing is hard-wrapped when stdout is not a terminal (one finding stays one line in CI logs);
+  rich is used only to colour a terminal and to draw tables.
+- Every `--json` document is one object whose first key is `"schema": "layerpack.<name>/N"`
+  (`SCHEMAS`; each documented in docs/json.md).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from typing import TYPE_CHECKING
 
@@ -16,8 +26,56 @@ def console(stderr: bool = False) -> Console:
     from rich.console import Console  # rich costs ~40 ms to import: only when a command prints with it
 
     no_color = "NO_COLOR" in os.environ
+    # a pipe gets no wrapping at all: tables take the width their cells need, lines stay whole
     return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=False,
-                   width=None if (sys.stderr if stderr else sys.stdout).isatty() else 120)
+                   width=None if (sys.stderr if stderr else sys.stdout).isatty() else PIPE_WIDTH)
+
+
+PIPE_WIDTH = 10_000
+
+# --json documents: name -> version. A field removed or changed in meaning bumps the version.
+SCHEMAS = {"analyze": 1, "vendor": 1, "slim": 1, "build": 1, "check": 1, "publish": 1, "layers-list": 1,
+           "layers-versions": 1, "layers-delete": 1, "invoke": 1, "runtimes": 1, "codes": 1, "wrap": 1}
+
+
+def schema_id(name: str) -> str:
+    return f"layerpack.{name}/{SCHEMAS[name]}"
+
+
+def emit_json(name: str, doc: dict[str, Any], *, one_line: bool = False) -> None:
+    """Print `doc` with its schema id first: indented for a person at a terminal, compact for a
+    pipe (the C encoder, 5x faster) or always one line (`one_line`, JSON lines)."""
+    out = {"schema": schema_id(name), **{k: v for k, v in doc.items() if k != "schema"}}
+    indent = None if one_line or not sys.stdout.isatty() else 2
+    sys.stdout.write(json.dumps(out, indent=indent) + "\n")
+    sys.stdout.flush()
+
+
+def finding_lines(f) -> tuple[Line, Line]:
+    """The one text form of a finding (see the module docstring)."""
+    return ([(f"{f.code} {f.severity}", _SEVERITY_STYLE[str(f.severity)]), (" ", ""), (f"{f.path or '.'}: {f.message}", "")],
+            [("    ", ""), ("fix:", "dim"), (" ", ""), (f.hint, "")])
+
+
+def print_findings(findings: Iterable, *, err: bool = False) -> None:
+    """Findings in the one text form, on stdout (or stderr), coloured only on a terminal."""
+    write_lines((line for f in findings for line in finding_lines(f)), err=err)
+
+
+def write_lines(lines: Iterable[Line], *, err: bool = False, out: Console | None = None) -> None:
+    """Styled lines as plain text, or through rich when they go to a colour terminal."""
+    stream = sys.stderr if err else sys.stdout
+    if out is None and stream.isatty() and "NO_COLOR" not in os.environ:
+        out = console(stderr=err)
+    if out is None:
+        write: Callable[[str], Any] = stream.write
+        for line in lines:
+            write("".join([text for text, _style in line]) + "\n")
+        return
+    from rich.text import Text
+
+    for line in lines:
+        out.print(Text.assemble(*line), soft_wrap=True)
 
 
 def human_bytes(n: int) -> str:
@@ -51,18 +109,7 @@ def render_analysis(report, out: Console | None = None, *, verbose: bool = False
     Plain strings are written straight to stdout; rich is only used to colour a terminal.
     Measured on /usr/lib/x86_64-linux-gnu (904 ELF files, 1.5 MB of text): rich's Tree layout
     took 6.6 s, these strings 0.05 s for the same characters."""
-    lines = analysis_lines(report, verbose=verbose)
-    if out is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ:
-        out = console()
-    if out is None:
-        write = sys.stdout.write
-        for line in lines:
-            write("".join([text for text, _style in line]) + "\n")
-        return
-    from rich.text import Text
-
-    for line in lines:
-        out.print(Text.assemble(*line), soft_wrap=True)
+    write_lines(analysis_lines(report, verbose=verbose), out=out)
 
 
 def analysis_lines(report, *, verbose: bool = False) -> Iterator[Line]:
@@ -88,8 +135,7 @@ def analysis_lines(report, *, verbose: bool = False) -> Iterator[Line]:
     if report.findings:
         yield []
         for f in report.findings:
-            yield [(f"{f.code} {f.severity}", _SEVERITY_STYLE[str(f.severity)]), (" ", ""), (f.message, "")]
-            yield [("    ", ""), ("fix:", "dim"), (" ", ""), (f.hint, "")]
+            yield from finding_lines(f)
     counts = report.status_counts()
     libs = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no shared libraries"
     verdict = ("will fail on Lambda", "bold red") if report.errors else ("looks good for Lambda", "bold green")

@@ -21,7 +21,7 @@ ARCHES = ("x86_64", "arm64")
 # Lambda's architecture names -> the ELF e_machine name layerpack reports (see elf.reader.MACHINES).
 ARCH_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 MACHINE_ARCH = {v: k for k, v in ARCH_MACHINE.items()}
-# The program interpreter glibc binaries for each arch name in PT_INTERP (lambda-facts.md §1.1).
+# The program interpreter glibc binaries for each arch name in PT_INTERP (docs/lambda.md).
 LOADER = {"x86_64": "/lib64/ld-linux-x86-64.so.2", "arm64": "/lib/ld-linux-aarch64.so.1"}
 
 # Version-node prefixes checked against the runtime, and the sonames that define them. A need for

@@ -21,10 +21,14 @@ Two flavours, picked from `--runtime`:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
+import shlex
 import shutil
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +101,7 @@ def _flavor(runtime: str) -> str:
                      hint="pass --runtime provided.al2023 or --runtime nodejs22.x")
 
 
-def plan(program: str | Path, out: str | Path, *, args: tuple[str, ...] = (), runtime: str = "provided.al2023",
+def plan(program: str | Path, out: str | Path, *, args: tuple[str, ...] = (), runtime: str | None = None,
          arch: str = "x86_64", stderr_mode: str = "fail", force: bool = False) -> WrapPlan:
     """What `wrap` would write. Reads the program and the output directory; writes nothing.
 
@@ -105,6 +109,7 @@ def plan(program: str | Path, out: str | Path, *, args: tuple[str, ...] = (), ru
     wrote), in which case the adapter points at it where it is."""
     if stderr_mode not in STDERR_MODES:
         raise UsageError(f"--stderr must be one of {', '.join(STDERR_MODES)}")
+    runtime = runtime or runtimes.default_runtime()
     rt = runtimes.load(runtime, arch)
     flavor = _flavor(runtime)
     if flavor == "bootstrap":
@@ -181,247 +186,35 @@ def apply(plan: WrapPlan) -> list[Path]:
     return written
 
 
-def _sh_quote(s: str) -> str:
-    return "'" + s.replace("'", "'\\''") + "'"
+@functools.lru_cache(maxsize=None)
+def _template(name: str) -> str:
+    """A template shipped as package data in packer/templates/ (readable, and checked by bash -n,
+    shellcheck and node --check in tests/test_wrap.py)."""
+    return resources.files("packer").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-BOOTSTRAP = r"""#!/bin/bash
-# Lambda custom runtime written by `layerpack wrap` (stdio adapter). Edit freely, or regenerate with
-#   layerpack wrap PROGRAM --out DIR --force
-#
-# The program below is started once per execution environment and kept running. For each event it
-# gets ONE line on stdin: the event's JSON, with its line breaks turned into spaces (valid JSON
-# never has a raw line break inside a string, so this changes only whitespace). It must answer with
-# ONE line on stdout (and flush it): a JSON value, which becomes the response. Anything else
-# becomes an invocation error:
-#   Stdio.NotJson         the line is not a JSON value
-#   Stdio.ProgramExited   the program exited or closed stdout (it is started again for the next event)
-#   Stdio.Stderr          it wrote to stderr while handling the event (only with --stderr fail)
-#   Stdio.BadEvent        the event holds a NUL byte (never valid JSON)
-# Its stderr always goes on to the function's logs. Commands used: bash and curl; nothing but curl
-# is started per event.
-set -u
-trap '' PIPE                     # a dead program must not kill this loop through SIGPIPE
-LC_ALL=C                         # (not exported) bash's own string operations work on bytes
+def _fill(text: str, values: dict[str, str]) -> str:
+    """Replace every placeholder in one pass, so a value that contains a placeholder's spelling
+    (a program named `@ARGS@`) is never substituted again."""
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(values, key=len, reverse=True)))
+    return pattern.sub(lambda m: values[m.group(0)], text)
 
-program=@PROGRAM@
-args=(@ARGS@)
-stderr_fails=@STDERR_FAILS@
-here=${BASH_SOURCE[0]%/*}        # /opt for a layer, /var/task for a function
-case $program in /*) ;; *) program=$here/$program ;; esac
-api=http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime
-tmp=${TMPDIR:-/tmp}/layerpack-wrap.$$
-log_fd=2                         # the function's log stream
-number_re='^-?[0-9]+([.][0-9]+)?([eE][+-]?[0-9]+)?$'
-err_total=0
 
-json_escape() {                  # -> REPLY: $1 as the inside of a JSON string (no subshell)
-  local s=${1:0:8192}
-  s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\r'/\\r}; s=${s//$'\t'/\\t}
-  s=${s//[$'\001'-$'\037']/?}
-  REPLY=$s
-}
-
-post() {                         # post PATH [ERROR-TYPE] < body
-  if [[ -n ${2-} ]]; then
-    curl -sS -o /dev/null -X POST -H "Lambda-Runtime-Function-Error-Type: $2" --data-binary @- "$api/$1"
-  else
-    curl -sS -o /dev/null -X POST --data-binary @- "$api/$1"
-  fi
-}
-
-fail() {                         # fail TYPE MESSAGE: the invocation's error
-  json_escape "$2"
-  post "invocation/$rid/error" "$1" <<<"{\"errorType\":\"$1\",\"errorMessage\":\"$REPLY\"}"
-}
-
-is_json() {                      # is $1 a JSON value? (its shape: first and last character)
-  local v=$1
-  while [[ ${v:0:1} == [[:space:]] ]]; do v=${v:1}; done
-  while [[ ${v: -1} == [[:space:]] ]]; do v=${v:0:${#v}-1}; done  # (not ${v%?}: quadratic in bash)
-  case $v in
-    \{*\} | \[*\] | \"*\" | true | false | null) return 0 ;;
-  esac
-  [[ $v =~ $number_re ]]
-}
-
-drain_stderr() {                 # -> errtext: what the program wrote to stderr since last time
-  local l
-  errtext=
-  while IFS= read -r -u "$errfd" l || [[ -n $l ]]; do errtext+=$l$'\n'; done
-  if [[ -n $errtext ]]; then
-    printf '%s' "$errtext" >&"$log_fd"
-    err_total=$((err_total + ${#errtext}))
-    if [[ $err_total -gt 1048576 ]]; then  # keep /tmp small: start the capture file afresh
-      : >"$tmp.stderr"
-      exec {errfd}<&-
-      exec {errfd}<"$tmp.stderr"
-      err_total=0
-    fi
-  fi
-}
-
-start_program() {
-  : >"$tmp.stderr"
-  exec {errfd}<"$tmp.stderr"
-  err_total=0
-  coproc PROGRAM_PROC { exec "$program" "${args[@]}" 2>>"$tmp.stderr"; }
-  pid=$PROGRAM_PROC_PID
-  # private copies: bash closes the coproc's own descriptors as soon as it reaps the process,
-  # which could lose a line it wrote just before exiting
-  exec {to}>&"${PROGRAM_PROC[1]}" {from}<&"${PROGRAM_PROC[0]}"
-}
-
-reap_program() {                 # -> how: why it ended
-  local status
-  exec {to}>&- {from}<&- {errfd}<&-
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  status=$?
-  how="exit status $status"
-  if [[ $status -gt 128 ]]; then
-    status=$((status - 128))
-    how="killed by signal $status"
-  fi
-}
-
-if [[ ! -f $program || ! -x $program ]]; then
-  json_escape "$program is missing or not executable"
-  post init/error @ERR_NOT_FOUND@ <<<"{\"errorType\":\"@ERR_NOT_FOUND@\",\"errorMessage\":\"$REPLY\"}"
-  exit 1
-fi
-start_program
-
-while :; do
-  curl -sS -o "$tmp.event" -D "$tmp.headers" "$api/invocation/next" || exit 1
-  rid=
-  while IFS= read -r h || [[ -n $h ]]; do
-    h=${h%$'\r'}
-    case ${h,,} in lambda-runtime-aws-request-id:*) rid=${h#*:}; rid=${rid//[[:space:]]/} ;; esac
-  done <"$tmp.headers"
-
-  event=
-  if IFS= read -r -d '' event <"$tmp.event"; then
-    fail @ERR_BAD_EVENT@ "the event holds a NUL byte, which JSON cannot"
-    continue
-  fi
-  event=${event//[$'\r\n']/ }
-
-  if ! kill -0 "$pid" 2>/dev/null; then
-    drain_stderr
-    reap_program
-    start_program
-  fi
-  drain_stderr                   # what it wrote between events belongs to no event
-  line=
-  if ! printf '%s\n' "${event:-null}" >&"$to" || ! IFS= read -r -u "$from" line; then
-    drain_stderr
-    reap_program
-    fail @ERR_EXITED@ "the program ended while handling the event ($how)${errtext:+: $errtext}"
-    start_program
-    continue
-  fi
-  if [[ ${line: -1} == $'\r' ]]; then line=${line:0:${#line}-1}; fi
-  drain_stderr
-  if ! is_json "$line"; then
-    fail @ERR_NOT_JSON@ "the program's answer is not a JSON value: ${line:0:2048}${errtext:+ (stderr: $errtext)}"
-  elif [[ $stderr_fails = 1 && -n $errtext ]]; then
-    fail @ERR_STDERR@ "$errtext"
-  else
-    post "invocation/$rid/response" <<<"$line"
-  fi
-done
-"""
+_ERROR_TYPES = {"@ERR_NOT_FOUND@": ERR_NOT_FOUND, "@ERR_BAD_EVENT@": ERR_BAD_EVENT, "@ERR_EXITED@": ERR_EXITED,
+                "@ERR_NOT_JSON@": ERR_NOT_JSON, "@ERR_STDERR@": ERR_STDERR}
 
 
 def render_bootstrap(program_rel: str, args: tuple[str, ...] = (), stderr_mode: str = "fail") -> str:
     """The bash bootstrap for provided.* runtimes (text only; pure)."""
-    return (BOOTSTRAP.replace("@PROGRAM@", _sh_quote(program_rel))
-            .replace("@ARGS@", " ".join(_sh_quote(a) for a in args))
-            .replace("@STDERR_FAILS@", "1" if stderr_mode == "fail" else "0")
-            .replace("@ERR_NOT_FOUND@", ERR_NOT_FOUND).replace("@ERR_BAD_EVENT@", ERR_BAD_EVENT)
-            .replace("@ERR_EXITED@", ERR_EXITED).replace("@ERR_NOT_JSON@", ERR_NOT_JSON)
-            .replace("@ERR_STDERR@", ERR_STDERR))
-
-
-NODE_HANDLER = r"""// Lambda handler (index.handler) for nodejs22.x written by `layerpack wrap` (stdio adapter).
-// The program is spawned on the first event and kept for the life of the execution environment.
-// Each event is written to its stdin as one line (JSON.stringify never writes a raw line break);
-// it must answer with one line of JSON on stdout. A line that is not JSON, the program exiting,
-// or (with --stderr fail) output on stderr while it handles the event throws an error of type
-// Stdio.NotJson / Stdio.ProgramExited / Stdio.Stderr; an exited program is started again.
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-
-const PROGRAM = @PROGRAM@;
-const ARGS = @ARGS@;
-const STDERR_FAILS = @STDERR_FAILS@;
-
-class StdioError extends Error {
-  constructor(type, message) { super(message); this.name = type; }
-}
-
-const programPath = PROGRAM.startsWith('/') ? PROGRAM : fileURLToPath(new URL(PROGRAM, import.meta.url));
-let current = null;
-
-function start() {
-  const proc = spawn(programPath, ARGS, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const state = { proc, lines: [], waiter: null, stderr: '', ended: null };
-  const finish = (how) => {
-    if (state.ended) return;
-    state.ended = how;
-    if (state.waiter) { const w = state.waiter; state.waiter = null; w.reject(how); }
-  };
-  createInterface({ input: proc.stdout, crlfDelay: Infinity }).on('line', (line) => {
-    if (state.waiter) { const w = state.waiter; state.waiter = null; w.resolve(line); } else state.lines.push(line);
-  });
-  proc.stderr.on('data', (chunk) => { process.stderr.write(chunk); state.stderr += chunk; });
-  proc.stdin.on('error', () => {});  // EPIPE after a crash: reported by 'close'
-  proc.on('error', (err) => finish(`could not start ${programPath}: ${err.message}`));
-  proc.on('close', (code, signal) => finish(signal ? `killed by signal ${signal}` : `exit status ${code}`));
-  return state;
-}
-
-function nextLine(state) {
-  if (state.lines.length) return Promise.resolve(state.lines.shift());
-  if (state.ended) return Promise.reject(state.ended);
-  return new Promise((resolve, reject) => { state.waiter = { resolve, reject }; });
-}
-
-export const handler = async (event) => {
-  if (!current || current.ended) current = start();
-  const state = current;
-  state.stderr = '';
-  let line;
-  try {
-    const answer = nextLine(state);
-    state.proc.stdin.write(JSON.stringify(event === undefined ? null : event) + '\n');
-    line = await answer;
-  } catch (how) {
-    current = null;
-    throw new StdioError('@ERR_EXITED@', `the program ended while handling the event (${how})` +
-      (state.stderr ? `: ${state.stderr}` : ''));
-  }
-  await new Promise((resolve) => setImmediate(resolve));  // let stderr written before the line arrive
-  let value;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    throw new StdioError('@ERR_NOT_JSON@', `the program's answer is not a JSON value: ${line.slice(0, 2048)}` +
-      (state.stderr ? ` (stderr: ${state.stderr})` : ''));
-  }
-  if (STDERR_FAILS && state.stderr) throw new StdioError('@ERR_STDERR@', state.stderr);
-  return value;
-};
-"""
+    return _fill(_template("wrap-bootstrap.sh"), {
+        "@PROGRAM@": shlex.quote(program_rel), "@ARGS@": " ".join(shlex.quote(a) for a in args),
+        "@STDERR_FAILS@": "1" if stderr_mode == "fail" else "0", **_ERROR_TYPES})
 
 
 def render_node_handler(program_rel: str, args: tuple[str, ...] = (), stderr_mode: str = "fail") -> str:
     """The Node.js handler for nodejs* runtimes (text only; pure). The program path is resolved
     relative to the handler file, so it works from /var/task (function) as it does locally."""
     rel = program_rel if program_rel.startswith("/") else f"./{program_rel}"
-    return (NODE_HANDLER.replace("@PROGRAM@", json.dumps(rel)).replace("@ARGS@", json.dumps(list(args)))
-            .replace("@STDERR_FAILS@", "true" if stderr_mode == "fail" else "false")
-            .replace("@ERR_EXITED@", ERR_EXITED).replace("@ERR_NOT_JSON@", ERR_NOT_JSON)
-            .replace("@ERR_STDERR@", ERR_STDERR))
+    return _fill(_template("wrap-handler.mjs"), {
+        '"@PROGRAM@"': json.dumps(rel), '["@ARGS@"]': json.dumps(list(args)),
+        '"@STDERR_FAILS@"': "true" if stderr_mode == "fail" else "false", **_ERROR_TYPES})

@@ -80,6 +80,9 @@ def test_runtime_option_is_declared_once() -> None:
     data_default = defaults.pop("analyze")
     assert data_default is default_runtime  # read from runtimes.toml when the command runs
     assert {d for n, d in defaults.items() if n not in ("publish", "slim")} == {data_default}
+    literal = [f"{p}:{n}" for p in sorted((ROOT / "packer").rglob("*.py"))
+               for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r'[=:]\s*"provided\.al2023"', line)]
+    assert literal == []  # the default is data (runtimes.toml), never a literal
 
 
 @pytest.mark.parametrize("args", [("vendor", "x"), ("build", "x"), ("wrap", "x"), ("publish", "x.zip"),
@@ -131,5 +134,23 @@ def test_pyproject_tool_table_and_unknown_option_is_a_clear_error(tmp_path: Path
 
 
 def test_codes_command_json() -> None:
-    rows = json.loads(run_cli("codes", "--json").stdout)
+    rows = json.loads(run_cli("codes", "--json").stdout)["codes"]
     assert {"code", "severity", "title", "hint"} == set(rows[0]) and len(rows) == len(catalogue())
+
+
+def test_repository_names_no_document_outside_itself() -> None:
+    """A clone must stand alone: no file points at notes that live outside the repository."""
+    outside = re.compile("|".join([r"\.\./" + "shared", "peers" + r"\.md", "lambda" + "-facts", "slim" + "-facts",
+                                   r"(?<!docs/)(?<![\w/])" + "design" + r"\.md"]))
+    hits = []
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in (".git", "build", "dist") or ".egg-info" in str(rel) or "__pycache__" in rel.parts:
+            continue
+        if path.is_file() and path.suffix in (".py", ".md", ".toml", ".txt", ".sh", ".cfg", ".yml", ""):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            hits += [f"{rel}:{n}" for n, line in enumerate(text.splitlines(), 1) if outside.search(line)]
+    assert hits == []

@@ -13,7 +13,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-from packer.elf.reader import read_bytes, read_path
+from packer.elf.reader import read_bytes, read_path, read_sections
 from packer.errors import ElfError
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "bin"
@@ -75,6 +75,15 @@ def test_reader_matches_pyelftools(path: Path) -> None:
     assert list(got.runpath) == want["runpath"]
     assert got.interp == want["interp"]
     assert dict((f, list(v)) for f, v in got.version_needs) == want["verneed"]
+
+
+@pytest.mark.parametrize("path", _fixture_files() + _system_sample(20), ids=lambda p: str(p).replace("/", "_"))
+def test_section_table_matches_pyelftools(path: Path) -> None:
+    """strip's size estimate reads the section table with this reader; pyelftools is the oracle."""
+    with open(path, "rb") as fh:
+        want = [(sec.name, sec["sh_size"], sec["sh_type"] == "SHT_NOBITS") for sec in ELFFile(fh).iter_sections()]
+    got = [(sec.name, sec.size, sec.type == 8) for sec in read_sections(path)]
+    assert got == want and got
 
 
 def test_reader_reads_dynamic_segment_without_section_headers() -> None:

@@ -57,6 +57,7 @@ def test_json_output_carries_payload_and_report(sandbox_ready, emu_cache, c_laye
     proc = invoke_cli(emu_cache, str(c_layer), "--json", "--event", "-", input='{"q": 5}')
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
+    assert doc["schema"] == "layerpack.invoke/1" and len(proc.stdout.splitlines()) == 1  # JSON lines
     assert doc["ok"] and doc["payload"]["echo"] == {"q": 5} and doc["cold"]
     assert doc["report"]["memorySizeMb"] == 128 and doc["report"]["initDurationMs"] > 0
 
@@ -232,7 +233,7 @@ def test_no_sandbox_hides_the_missing_library_that_the_sandbox_catches(emu_cache
 
 def test_emulator_codes_are_in_the_catalogue(cli):
     proc = cli("codes", "--json")
-    codes = {c["code"] for c in json.loads(proc.stdout)}
+    codes = {c["code"] for c in json.loads(proc.stdout)["codes"]}
     assert {"LP801", "LP803", "LP804", "LP807", "LP808", "LP820"} <= codes
     assert all(c.startswith("LP8") for c in codes if c in {"LP801", "LP823"})
 

@@ -78,6 +78,7 @@ def test_endpoint_url_option_reaches_the_endpoint_without_the_env_var(aws, layer
 def test_same_bytes_publish_nothing_and_print_the_existing_arn(aws, layer_zip):
     first = run_cli("publish", str(layer_zip), "--name", "idem", "--json")
     assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["schema"] == "layerpack.publish/1"
     arn = json.loads(first.stdout)["regions"][0]["arn"]
     again = run_cli("publish", str(layer_zip), "--name", "idem")
     assert again.returncode == 0, again.stderr

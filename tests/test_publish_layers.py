@@ -28,7 +28,9 @@ def live(aws, region="us-east-1"):
 def test_list_shows_each_layer_with_its_latest_version(three_versions):
     proc = run_cli("layers", "list", "--region", "us-east-1,eu-west-1", "--json")
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)
+    rows = doc["layers"]
+    assert doc["schema"] == "layerpack.layers-list/1"
     assert [(r["region"], r["name"], r["latest"]["version"]) for r in rows] == [("us-east-1", "house", 3),
                                                                                  ("eu-west-1", "house", 1)]
     assert "Location" not in proc.stdout
@@ -69,7 +71,9 @@ def test_delete_asks_and_yes_deletes_the_named_versions(three_versions):
 def test_delete_keep_with_yes_keeps_the_newest(three_versions):
     proc = run_cli("layers", "delete", "house", "--keep", "1", "--yes", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["deleted"] == [{"region": "us-east-1", "versions": [2, 1]}]
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "layerpack.layers-delete/1"
+    assert doc["deleted"] == [{"region": "us-east-1", "versions": [2, 1]}]
     assert live(three_versions) == [3]
     assert live(three_versions, "eu-west-1") == [1]  # other regions untouched
 

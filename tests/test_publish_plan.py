@@ -12,8 +12,7 @@ import pytest
 from packer.errors import UsageError
 from packer.publish.archive import Archive, digests_equal, inspect_archive
 from packer.publish.housekeeping import select_for_deletion
-from packer.publish.plan import (INLINE_REQUEST_LIMIT, LayerRequest, RemoteVersion, fits_inline,
-                                 inline_request_bytes, plan_region, publish_params)
+from packer.publish.plan import LayerRequest, RemoteVersion, plan_region, publish_params
 from packer.publish.snippets import render
 from packer.publish.validate import limits, validate
 from tests.moto_support import compile_program, write_zip
@@ -69,22 +68,12 @@ def test_one_bucket_for_several_regions_needs_the_region_placeholder():
     assert codes(validate(LayerRequest("x", regions=regions, s3_bucket="stage-{region}"))) == []
 
 
-# -- the inline request limit (peers.md pain point 9) -----------------------------------------------
+# -- the inline request limit (tests/test_quotas.py pins the boundary) ------------------------------
 
-def test_a_50_mib_zip_does_not_fit_inline():
-    # base64 of exactly 50 MiB is 69,905,068 bytes: one more than the limit already
-    assert not fits_inline({"LayerName": "x"}, 50 * 1024 * 1024)
-
-
-def test_inline_boundary_counts_the_json_body_and_margin():
-    params = publish_params(LayerRequest("x", runtimes=("provided.al2023",), description="d" * 200), archive())
-    lo, hi = 1, 60_000_000  # largest zip that fits: fits(lo), not fits(hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits_inline(params, mid) else (lo, mid)
-    n = lo
-    assert 52_400_000 < n < 50 * 1024 * 1024
-    assert INLINE_REQUEST_LIMIT - 8192 - 4 <= inline_request_bytes(params, n) < INLINE_REQUEST_LIMIT - 8192
+def test_a_50_mib_zip_is_not_sent_inline():
+    # base64 of exactly 50 MiB is 69,905,068 bytes: one more than the request limit already
+    assert plan_region(LayerRequest("x"), archive(size=50 * 1024 * 1024), "us-east-1", None).transport == "s3"
+    assert plan_region(LayerRequest("x"), archive(size=52_000_000), "us-east-1", None).transport == "inline"
 
 
 def test_oversized_zip_without_bucket_is_refused_with_the_request_size():

@@ -17,7 +17,7 @@ from tests.conftest import require_tool, run_cli
 
 OTP = Path("/usr/lib/erlang")
 ELIXIR = Path("/usr/lib/elixir")
-GOAL = 12_000_000  # kernel+stdlib+compiler+crypto, Attr kept, no gzip (slim-facts: floor 7-9 MB)
+GOAL = 12_000_000  # kernel+stdlib+compiler+crypto, Attr kept, no gzip (measured floor: 7-9 MB)
 
 
 def _fingerprint(root: Path) -> str:

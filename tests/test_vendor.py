@@ -215,7 +215,7 @@ def test_file_with_a_payload_is_never_patched(tmp_path: Path) -> None:
 def test_cli_dry_run_json_changes_nothing_and_bad_usage_exits_2(tmp_path: Path) -> None:
     res = run_cli("vendor", str(X86 / "needs-atomic"), "--dry-run", "--json")
     doc = json.loads(res.stdout)
-    assert res.returncode == 0 and doc["schema"] == "layerpack.vendor-plan/1" and doc["copies"][0]["soname"] == "libatomic.so.1"
+    assert res.returncode == 0 and doc["schema"] == "layerpack.vendor/1" and doc["copies"][0]["soname"] == "libatomic.so.1"
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x").write_text("x")

@@ -69,11 +69,42 @@ def test_generated_bootstrap_runs_only_bash_and_curl(program, tmp_path):
 
 
 def test_arguments_are_quoted_for_bash(tmp_path):
-    text = wrap.render_bootstrap("bin/x", ("a b", "it's", "$HOME"))
-    assert "args=('a b' 'it'\\''s' '$HOME')" in text
-    r = subprocess.run(["bash", "-c", text.split("args=", 1)[1].split("\n", 1)[0].join(["a=", "; printf '%s|' \"${a[@]}\""])],
+    args = ("a b", "it's", "$HOME", "@ARGS@", "")
+    text = wrap.render_bootstrap("bin/my prog", args)
+    lines = [line for line in text.splitlines() if line.startswith(("program=", "args="))]
+    r = subprocess.run(["bash", "-c", "; ".join(lines) + "; printf '%s|' \"$program\" \"${args[@]}\""],
                        capture_output=True, text=True)
-    assert r.stdout == "a b|it's|$HOME|"
+    assert r.stdout == "bin/my prog|a b|it's|$HOME|@ARGS@||"
+
+
+TEMPLATES = Path(wrap.__file__).parent / "templates"
+
+
+def test_templates_are_package_data_that_bash_shellcheck_and_node_accept(tmp_path):
+    """The adapters ship as files in packer/templates/ (not Python strings); both the templates and
+    what wrap writes from them with awkward names and arguments must pass the languages' own checks."""
+    boot, handler = TEMPLATES / "wrap-bootstrap.sh", TEMPLATES / "wrap-handler.mjs"
+    assert boot.is_file() and handler.is_file()
+    args = ("a b", "it's", "$HOME", "`id`", "\\")
+    rendered_sh = tmp_path / "bootstrap"
+    rendered_sh.write_text(wrap.render_bootstrap("bin/my 'prog'", args))
+    rendered_js = tmp_path / "index.mjs"
+    rendered_js.write_text(wrap.render_node_handler("bin/my 'prog'", args))
+    for script in (boot, rendered_sh):
+        r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    sc = require_tool("shellcheck")
+    r = subprocess.run([sc, str(boot)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    r = subprocess.run([sc, "--severity=warning", str(rendered_sh)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout  # (info-level SC2016 on the literal '$HOME' argument is the point)
+    node = require_tool("node")
+    for script in (handler, rendered_js):
+        copy = tmp_path / f"check-{script.name}"
+        copy.write_text(script.read_text())
+        r = subprocess.run([node, "--check", str(copy)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    assert 'const ARGS = ["a b", "it\'s", "$HOME", "`id`", "\\\\"];' in rendered_js.read_text()
 
 
 def test_events_with_newlines_unicode_and_escapes_arrive_intact(program, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -11,10 +10,10 @@ from packer import budget
 from packer.checks import KINDS
 from packer.cli import options
 from packer.cli.base import EXIT_FINDINGS, main
-from packer.cli.check import print_findings, progress_bar
+from packer.cli.check import progress_bar, sorted_findings
 from packer.findings import Severity
 from packer.package import build
-from packer.render import console, human_bytes
+from packer.render import console, emit_json, human_bytes, print_findings
 from packer.zipwrite import BACKENDS
 
 
@@ -47,13 +46,13 @@ def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference:
                        progress=progress, backend=backend)
     code = EXIT_FINDINGS if any(f.severity >= Severity.ERROR for f in result.findings) else 0
     if as_json:
-        click.echo(json.dumps({
+        emit_json("build", {
             "path": str(result.path), "sha256": result.sha256_hex, "code_sha256": result.code_sha256,
             "zipped_bytes": result.zipped_size, "unzipped_bytes": result.unzipped_size, "entries": result.entries,
             "backend": result.backend,
             "limit_bytes": budget.UNZIPPED_LIMIT, "upload": "s3" if budget.needs_s3(result.zipped_size) else "direct",
             "findings": [f.to_json() for f in result.findings], "exit_code": code,
-        }, indent=2))
+        })
     else:
         c = console()
         pct = 100.0 * result.unzipped_size / budget.UNZIPPED_LIMIT
@@ -64,6 +63,6 @@ def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference:
         c.print(f"  zipped      {result.zipped_size:>13,} bytes ({human_bytes(result.zipped_size)}), {via}", markup=False)
         c.print(f"  sha256      {result.sha256_hex}", markup=False)
         c.print(f"  CodeSha256  {result.code_sha256}", markup=False)
-        print_findings(result.findings)
+        print_findings(sorted_findings(result.findings))
     if code:
         ctx.exit(code)

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from packer import budget
 from packer.checks import KINDS
 from packer.cli import options
 from packer.cli.base import EXIT_FINDINGS, main
-from packer.findings import Finding, Severity
+from packer.findings import Finding
 from packer.package import CheckReport, check
-from packer.render import console, human_bytes
+from packer.render import console, emit_json, human_bytes, print_findings
 from packer.zipwrite import BACKENDS
 
 PROGRESS_MIN = 16 << 20  # below this a progress bar only flickers
 
 
-def print_findings(findings: list[Finding]) -> None:
-    """One line per finding (code, severity, path, fact) and its fix, errors first."""
-    out = console()
-    for f in sorted(findings, key=lambda f: (-int(f.severity), f.code, f.path)):
-        style = {Severity.ERROR: "bold red", Severity.WARNING: "yellow"}.get(f.severity, "dim")
-        out.print(f"[{style}]{f.code} {f.severity}[/] {escape(f.path)}: {escape(f.message)}", markup=True, highlight=False)
-        out.print(f"    fix: {f.hint}", markup=False)
+def sorted_findings(findings: list[Finding]) -> list[Finding]:
+    """Errors first, then by code and path."""
+    return sorted(findings, key=lambda f: (-int(f.severity), f.code, f.path))
 
 
 @contextmanager
@@ -82,7 +76,7 @@ def render_check(report: CheckReport) -> None:
             pct = 100.0 * c.bytes / t.unzipped if t.unzipped else 0.0
             table.add_row(c.path, f"{c.bytes:,}", f"{pct:.1f}", f"{c.entries:,}")
         out.print(table)
-    print_findings(report.findings)
+    print_findings(sorted_findings(report.findings))
 
 
 @main.command("check")
@@ -119,7 +113,7 @@ def check_cmd(ctx: click.Context, tree: Path, with_layers: tuple[str, ...], func
                        backend=backend, depth=depth, top=top, zipped=zip_size or exact_zip_size,
                        exact_zip=exact_zip_size, progress=progress)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        emit_json("check", report.to_json())
     else:
         render_check(report)
     if report.exit_code:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -15,6 +14,7 @@ from packer.publish.aws import AwsOptions, aws_errors, client, require_credentia
 from packer.publish.housekeeping import select_for_deletion
 from packer.publish.remote import list_layers, list_versions
 from packer.publish.validate import validate_name
+from packer.render import emit_json
 
 
 @main.group("layers")
@@ -60,7 +60,7 @@ def list_cmd(regions: tuple[str, ...], aws: AwsOptions, as_json: bool) -> None:
             rows.append({"region": region, "name": layer.get("LayerName"), "layer_arn": layer.get("LayerArn"),
                          "latest": _plain(layer.get("LatestMatchingVersion") or {})})
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit_json("layers-list", {"layers": rows})
         return
     if not rows:
         click.echo(f"no layers in {', '.join(regions)}")
@@ -85,7 +85,7 @@ def versions_cmd(name: str, regions: tuple[str, ...], aws: AwsOptions,
         for v in list_versions(client(opts, "lambda", region), name):
             rows.append({"region": region, **_plain(v)})
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit_json("layers-versions", {"layer": name, "versions": rows})
         return
     if not rows:
         raise PublishError(f"layer {name} has no versions in {', '.join(regions)}")
@@ -142,7 +142,6 @@ def delete_cmd(name: str, versions: tuple[int, ...], all_versions: bool, keep: i
 
 def _report(as_json: bool, name: str, chosen: dict[str, list[int]], text: str) -> None:
     if as_json:
-        click.echo(json.dumps({"layer": name, "deleted": [{"region": r, "versions": vs} for r, vs in chosen.items()]},
-                              indent=2))
+        emit_json("layers-delete", {"layer": name, "deleted": [{"region": r, "versions": vs} for r, vs in chosen.items()]})
     else:
         click.echo(f"{name}: {text}")

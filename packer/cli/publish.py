@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +17,7 @@ from packer.publish.aws import AwsOptions, require_credentials, resolve_regions
 from packer.publish.plan import LayerRequest
 from packer.publish.run import prepare, publish_regions
 from packer.publish.snippets import FORMATS, render
-from packer.render import console, human_bytes
-
-
-def finding_line(f: Finding) -> str:
-    return f"{f.code} {str(f.severity):7} {f.message}" + (f"\n        fix: {f.hint}" if str(f.severity) != "info" else "")
+from packer.render import console, emit_json, human_bytes, print_findings
 
 
 @main.command("publish")
@@ -85,15 +80,14 @@ def publish_cmd(source: str, name: str, runtime: tuple[str, ...], archs: tuple[s
         if prepared.refused:
             _refuse(prepared.findings, source, as_json)
         if not as_json:
-            for f in prepared.build_findings + prepared.findings:
-                click.echo(finding_line(f), err=True)
+            print_findings(prepared.build_findings + prepared.findings, err=True)
         progress = _progress_factory(as_json)
         with progress as factory:
             results = publish_regions(request, archive, opts, dry_run=dry_run, progress=factory)
     failed = [r for r in results if r.action == "failed"]
     if as_json:
-        click.echo(json.dumps(_json(request, source, archive, prepared.build_findings + prepared.findings, results,
-                                    dry_run), indent=2))
+        emit_json("publish", _json(request, source, archive, prepared.build_findings + prepared.findings, results,
+                                   dry_run))
     elif fmt and not failed and not dry_run:
         click.echo(render(fmt, request.name, [(r.region, r.version) for r in results if r.version]), nl=False)
     else:
@@ -108,11 +102,10 @@ def publish_cmd(source: str, name: str, runtime: tuple[str, ...], archs: tuple[s
 def _refuse(findings: list[Finding], source: str, as_json: bool) -> None:
     errors = [f for f in findings if str(f.severity) == "error"]
     if as_json:
-        click.echo(json.dumps({"source": source, "published": False,
-                               "findings": [f.to_json() for f in findings], "regions": []}, indent=2))
+        emit_json("publish", {"source": source, "published": False,
+                              "findings": [f.to_json() for f in findings], "regions": []})
     else:
-        for f in findings:
-            click.echo(finding_line(f), err=True)
+        print_findings(findings, err=True)
     raise PublishError(f"refused to publish: {len(errors)} problem{'s' if len(errors) != 1 else ''} "
                        f"AWS would reject ({', '.join(sorted({f.code for f in errors}))}); nothing was uploaded")
 

@@ -26,6 +26,7 @@ from packer.emulator.invoke import (DEFAULT_MEMORY, DEFAULT_TIMEOUT, FunctionCon
 from packer.emulator.server import MAX_REQUEST, InvokeServer
 from packer.errors import UsageError
 from packer.findings import Finding, Severity
+from packer.render import emit_json, print_findings
 
 
 def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -72,6 +73,7 @@ def _log(line: str) -> None:
 
 def _print_findings(findings: list[Finding], verbose: bool = False) -> None:
     seen = set()
+    shown = []
     for f in findings:
         if f.severity == Severity.INFO and not verbose:
             continue
@@ -79,7 +81,8 @@ def _print_findings(findings: list[Finding], verbose: bool = False) -> None:
         if key in seen:
             continue
         seen.add(key)
-        click.echo(f"{f.code} {f.severity}: {f.message}\n      fix: {f.hint}", err=True)
+        shown.append(f)
+    print_findings(shown, err=True)
 
 
 CLIENT_CONTEXT_MAX = 3583  # Lambda's limit on the base64 ClientContext of an Invoke request
@@ -125,7 +128,7 @@ def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, n
         for result in fn.invoke_many(events, client_context=context):
             results.append(result)
             if as_json:
-                click.echo(json.dumps(result.to_json()))
+                emit_json("invoke", result.to_json(), one_line=True)
             else:
                 click.echo(result.payload.decode("utf-8", "replace"))
             sys.stdout.flush()

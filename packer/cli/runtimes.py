@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 
 from packer import findings, runtime
 from packer.cli import options
 from packer.cli.base import main
-from packer.render import console
+from packer.render import console, emit_json
 
 
 @main.command("runtimes")
@@ -34,7 +33,7 @@ def runtimes_cmd(as_json: bool) -> None:
             }
         )
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit_json("runtimes", {"default": runtime.default_runtime(), "runtimes": rows})
         return
     from rich.table import Table
 
@@ -55,12 +54,13 @@ def codes_cmd(as_json: bool, markdown: bool) -> None:
     """List every finding code with its severity, meaning and usual fix."""
     codes = findings.catalogue()
     if as_json:
-        click.echo(json.dumps([{"code": c.code, "severity": str(c.severity), "title": c.title, "hint": c.hint} for c in codes], indent=2))
+        emit_json("codes", {"codes": [{"code": c.code, "severity": str(c.severity), "title": c.title, "hint": c.hint}
+                                      for c in codes]})
     elif markdown:
         click.echo(codes_markdown(codes))
     else:
         for c in codes:
-            click.echo(f"{c.code}  {str(c.severity):7}  {c.title}\n        fix: {c.hint}")
+            click.echo(f"{c.code} {str(c.severity):7} {c.title}\n    fix: {c.hint}")
 
 
 def codes_markdown(codes: list[findings.Code]) -> str:

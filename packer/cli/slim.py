@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 
 import click
@@ -10,7 +9,7 @@ import click
 from packer.cli import options
 from packer.cli.base import main
 from packer.errors import UsageError
-from packer.render import console, human_bytes
+from packer.render import console, emit_json, human_bytes, print_findings
 from packer.slim import apply as slim_apply
 from packer.slim import plan as slim_plan
 from packer.slim import profiles
@@ -74,7 +73,7 @@ def slim_cmd(path: str, profile_name: str, tier: str, rule_files: tuple[str, ...
             doc["result"] = {"out": str(result.out), "bytes_after": result.bytes_after, "files_after": result.files_after,
                              "elf_saved": result.elf_saved, "pyc_compiled": result.pyc_compiled,
                              "findings": [f.to_json() for f in result.findings]}
-        click.echo(json.dumps(doc, indent=2))
+        emit_json("slim", doc)
         return
     _print(plan, result, dry_run)
 
@@ -96,8 +95,7 @@ def _print(plan, result, dry_run: bool) -> None:
         con.print("applications removed:")
         for name, why in plan.apps_removed.items():
             con.print(f"  {name}: {why}")
-    for f in plan.findings + (result.findings if result else ()):
-        con.print(f"{f.code} {f.severity} {f.path}: {f.message}")
+    print_findings([*plan.findings, *(result.findings if result else ())])
     if plan.not_applied:
         con.print(f"not applied at tier {plan.tier}: " + ", ".join(f"{r.id} ({r.tier})" for r in plan.not_applied))
     line = f"total: {human_bytes(plan.before_bytes)} -> {human_bytes(plan.after_bytes)} (saves {human_bytes(plan.saved_bytes)}" \

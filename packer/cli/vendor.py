@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -10,7 +9,7 @@ import click
 from packer.cli import options
 from packer.cli.base import EXIT_CLEAN, EXIT_FINDINGS, main
 from packer.errors import UsageError
-from packer.render import console, human_bytes
+from packer.render import console, emit_json, human_bytes, print_findings
 
 
 @main.command("vendor")
@@ -48,13 +47,13 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: s
                        bundle_libc=bundle_libc, strip=strip)
     if dry_run:
         if as_json:
-            click.echo(json.dumps(plan.to_json(), indent=2))
+            emit_json("vendor", plan.to_json() | {"dry_run": dry_run})
         else:
             _render_plan(plan)
         sys.exit(EXIT_CLEAN if plan.ok else EXIT_FINDINGS)
     if not plan.ok:
         if as_json:
-            click.echo(json.dumps(plan.to_json(), indent=2))
+            emit_json("vendor", plan.to_json() | {"dry_run": dry_run})
         else:
             _render_plan(plan)
         sys.exit(EXIT_FINDINGS)
@@ -62,15 +61,12 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: s
     if as_json:
         doc = plan.to_json() | {"out": str(result.out), "ok": result.ok,
                                 "after": [f.to_json() for f in result.findings]}
-        click.echo(json.dumps(doc, indent=2))
+        emit_json("vendor", doc)
     else:
         _render_plan(plan)
-        con = console()
-        if result.findings:
-            for f in result.findings:
-                con.print(f"{f.code} {f.severity}: {f.message}")
+        print_findings(result.findings)
         verdict = "clean: no missing or shadowed library, every version need met" if result.ok else "problems remain (above)"
-        con.print(f"\nwrote {result.out}; analysed again for {plan.runtime} {plan.arch}: {verdict}")
+        console().print(f"\nwrote {result.out}; analysed again for {plan.runtime} {plan.arch}: {verdict}", markup=False)
     sys.exit(EXIT_CLEAN if result.ok else EXIT_FINDINGS)
 
 
@@ -97,7 +93,5 @@ def _render_plan(plan) -> None:
         con.print(f"  patch  {escape(op.rel)}: {escape(', '.join(parts))} ({escape(op.reason)})")
     if plan.wrapper:
         con.print(f"  wrap   bootstrap -> {plan.wrapper.program}, started by {plan.wrapper.loader}")
-    for f in plan.findings:
-        style = {"error": "bold red", "warning": "yellow", "info": "dim"}[str(f.severity)]
-        con.print(f"[{style}]{f.code} {f.severity}[/] {escape(f.message)}\n    [dim]fix:[/] {escape(f.hint)}")
     con.print(f"  adds {human_bytes(plan.bytes_added)} in {len(plan.copies)} files")
+    print_findings(plan.findings)

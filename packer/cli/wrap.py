@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 
 from packer.cli import options
 from packer.cli.base import main
-from packer.render import console, human_bytes
+from packer.render import console, emit_json, human_bytes
 
 
 @main.command("wrap")
@@ -40,7 +39,7 @@ def wrap_cmd(program: str, args: tuple[str, ...], out: str, runtime: str, arch: 
     if not dry_run:
         wrap.apply(plan)
     if as_json:
-        click.echo(json.dumps(plan.to_json() | {"written": not dry_run}, indent=2))
+        emit_json("wrap", plan.to_json() | {"written": not dry_run})
         return
     con = console()
     verb = "would write" if dry_run else "wrote"

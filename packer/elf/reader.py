@@ -4,8 +4,8 @@ Why not pyelftools here: analysis touches every file of a tree (thousands of sys
 benchmark), and pyelftools builds section objects eagerly and can loop on crafted files; this reader
 does a handful of `pread`s per file, reads the dynamic segment through the program headers (so it works
 on files without section headers, which glibc does not need either) and caps every count and length.
-Measured in design.md: ~45x faster on 1,648 system ELFs. pyelftools stays its oracle in the tests and
-is used for the deep reads (which symbol needs which version) in `elf.symbols`.
+Measured: ~45x faster than pyelftools on 1,648 system ELF files. pyelftools is only the tests' oracle
+(tests/test_elf_reader.py); the symbol-version reads in `elf.symbols` are struct-based as well.
 
 Every malformed input raises `ElfError`; nothing here executes or maps the file.
 """
@@ -221,7 +221,6 @@ class _Reader:
         self.e = "<" if data == 1 else ">"
         self.endian = "little" if data == 1 else "big"
         self.osabi = head[7]
-        self.word = "I" if self.bits == 32 else "Q"
         need = 52 if self.bits == 32 else 64
         if len(head) < need:
             raise ElfError("file too short for an ELF header")
@@ -231,7 +230,7 @@ class _Reader:
         else:
             (self.type, self.machine, _v, _entry, self.phoff, self.shoff, _flags, _ehsize,
              self.phentsize, phnum, self.shentsize, shnum, shstrndx) = struct.unpack_from(self.e + "HHIIIIIHHHHHH", head, 16)
-        self.phnum, self.shnum = phnum, shnum
+        self.phnum, self.shnum, self.shstrndx = phnum, shnum, shstrndx
         # Extended numbering: counts that do not fit live in section header 0.
         if (self.phnum == 0xFFFF or self.shnum == 0) and self.shoff:
             sh0 = self._section_header0()
@@ -279,24 +278,30 @@ class _Reader:
             out.append(Segment(p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_align, p_flags))
         return out
 
-    def section_end(self) -> tuple[bool, int]:
-        """(has section headers, last byte covered by section data or the header table)."""
+    def section_headers(self) -> list[tuple[int, int, int, int]]:
+        """(sh_name, sh_type, sh_offset, sh_size) of every section; [] without section headers."""
         if not self.shoff or not self.shnum:
-            return False, 0
+            return []
         exp = 40 if self.bits == 32 else 64
         if self.shnum > MAX_SHNUM or self.shentsize < exp:
             raise ElfError(f"bad section header table ({self.shnum} entries of {self.shentsize} bytes)")
-        table_end = self.shoff + self.shnum * self.shentsize
-        if table_end > self.size:
+        if self.shoff + self.shnum * self.shentsize > self.size:
             raise ElfError("section header table lies outside the file")
         table = self._read(self.shoff, self.shnum * self.shentsize, "section header table")
-        end = table_end
+        fmt = self.e + ("IIQQQQ" if self.bits == 64 else "IIIIII")
+        out = []
         for i in range(self.shnum):
-            off = i * self.shentsize
-            if self.bits == 64:
-                _n, sh_type, _f, _a, sh_offset, sh_size = struct.unpack_from(self.e + "IIQQQQ", table, off)
-            else:
-                _n, sh_type, _f, _a, sh_offset, sh_size = struct.unpack_from(self.e + "IIIIII", table, off)
+            sh_name, sh_type, _f, _a, sh_offset, sh_size = struct.unpack_from(fmt, table, i * self.shentsize)
+            out.append((sh_name, sh_type, sh_offset, sh_size))
+        return out
+
+    def section_end(self) -> tuple[bool, int]:
+        """(has section headers, last byte covered by section data or the header table)."""
+        headers = self.section_headers()
+        if not headers:
+            return False, 0
+        end = self.shoff + self.shnum * self.shentsize
+        for _n, sh_type, sh_offset, sh_size in headers:
             if sh_type != SHT_NOBITS and sh_type != 0 and sh_offset + sh_size <= self.size:
                 end = max(end, sh_offset + sh_size)
         return True, end
@@ -563,3 +568,32 @@ def sniff(path: str | os.PathLike) -> bool:
             return fh.read(4) == ELF_MAGIC
     except OSError:
         return False
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    type: int  # sh_type (SHT_NOBITS = 8 occupies no bytes in the file)
+    size: int
+
+
+def read_sections(path: str | os.PathLike) -> list[Section]:
+    """The section table with names, bounded like the rest of this reader (no file-size trust,
+    at most MAX_SHNUM entries, names capped at MAX_STRING). Used for strip's size estimate, so
+    pyelftools is not needed at run time; tests compare it with pyelftools."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        r = _Reader(FileSource(fd, os.fstat(fd).st_size))
+        headers = r.section_headers()
+        names_at = headers[r.shstrndx] if 0 < r.shstrndx < len(headers) else None
+        out = []
+        for sh_name, sh_type, _offset, sh_size in headers:
+            name = ""
+            if names_at is not None and names_at[1] != SHT_NOBITS:
+                name = r.cstring(names_at[2] + sh_name, names_at[2] + names_at[3])
+            out.append(Section(name, sh_type, sh_size))
+        return out
+    except (struct.error, ValueError, OverflowError, IndexError) as exc:
+        raise ElfError(f"malformed ELF: {exc}") from exc
+    finally:
+        os.close(fd)

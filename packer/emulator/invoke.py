@@ -89,7 +89,7 @@ _SIGNALS = {signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted", sig
 class FunctionConfig:
     layers: list[Path]
     function: Path | None = None
-    runtime: str = "provided.al2023"
+    runtime: str = field(default_factory=runtime_mod.default_runtime)
     arch: str | None = None  # None: the host's
     handler: str = "function.handler"
     env: dict[str, str] = field(default_factory=dict)
@@ -345,7 +345,7 @@ class LocalFunction:
         self.server = RuntimeAPIServer(self.state)
 
     def environment(self) -> dict[str, str]:
-        """Lambda's environment for the bootstrap (lambda-facts.md §5)."""
+        """Lambda's environment for the bootstrap (docs/lambda.md, "The environment a function starts with")."""
         cfg = self.config
         stream = time.strftime("%Y/%m/%d") + "/[$LATEST]" + uuid.uuid4().hex
         env = {

@@ -2,7 +2,7 @@
 
 Lambda's `/usr/lib64` holds a known set of sonames (`rules/runtimes/libs/`), and a layer that forgot a
 library fails there. The host has hundreds more, so running a bootstrap on the host hides exactly
-the failure users hit after publishing (peers.md pain point 15). Here `/usr/lib64` is rebuilt with
+the failure users hit after publishing (e.g. lambci/docker-lambda#255: the build image has 685 commands in /usr/bin, live Lambda 156). Here `/usr/lib64` is rebuilt with
 *only* the runtime's sonames (host copies of them), and nothing else of the host's library dirs.
 
 Commands are the hard part: Debian's `curl` needs libldap, librtmp, libssh2… that Amazon Linux does

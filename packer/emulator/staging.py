@@ -1,7 +1,7 @@
 """Putting layers at `/opt` and the function at `/var/task`, as Lambda unpacks them.
 
 Lambda extracts the layers in order and "if the same file appears in multiple layers, the function
-uses the version in the last extracted layer" (lambda-facts.md §4). A single directory is bound as
+uses the version in the last extracted layer" (AWS Lambda Developer Guide, "Working with layers"; docs/lambda.md). A single directory is bound as
 it is (nothing copied); several layers, or zips, are merged into a scratch directory, later ones
 winning. Zips keep their Unix modes and symlinks, so a bootstrap that lost its exec bit in the zip
 fails here as it fails on Lambda. `find_bootstrap` applies Lambda's search order on the host side,

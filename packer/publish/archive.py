@@ -9,7 +9,6 @@ on one.
 from __future__ import annotations
 
 import base64
-import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,17 +47,11 @@ class Archive:
 
 
 def code_sha256(path: str | Path) -> str:
-    """Base64 SHA-256 of the file (Lambda's CodeSha256). Delegates to `packer.package` when it exists,
-    so `build` and `publish` can never disagree on the convention."""
-    try:
-        from packer.package import code_sha256 as package_code_sha256
-    except ModuleNotFoundError as exc:
-        if exc.name != "packer.package":
-            raise
-    else:
-        return package_code_sha256(path)
-    with open(path, "rb") as fh:
-        return base64.b64encode(hashlib.file_digest(fh, "sha256").digest()).decode("ascii")
+    """Base64 SHA-256 of the file (Lambda's CodeSha256), computed by `packer.package` so that
+    `build` and `publish` can never disagree on the convention."""
+    from packer.package import code_sha256 as package_code_sha256
+
+    return package_code_sha256(path)
 
 
 def digests_equal(local_b64: str, remote: str | None) -> bool:

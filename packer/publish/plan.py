@@ -7,20 +7,12 @@ account. `apply` then carries a plan out.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from packer.publish.archive import Archive, digests_equal
 
-# PublishLayerVersion refuses requests of 69,905,067 bytes or more ("Request must be smaller than
-# 69905067 bytes", lambda-facts.md §3, peers.md pain point 9). That is 50 MiB once base64-encoded in
-# the JSON body; a margin covers what a proxy or header might add.
-INLINE_REQUEST_LIMIT = 69_905_067
-INLINE_MARGIN = 8192
-# Lambda's quota on a function's unzipped code plus all its layers (262,144,000 bytes = 250 MiB).
-UNZIPPED_LIMIT = 262_144_000
+from packer.quotas import upload_route
 
 
 @dataclass(frozen=True)
@@ -132,18 +124,6 @@ def publish_params(request: LayerRequest, archive: Archive) -> dict[str, Any]:
     return params
 
 
-def inline_request_bytes(params: dict[str, Any], zip_size: int) -> int:
-    """Size of the PublishLayerVersion JSON body with the zip inline (botocore serialises the body
-    with `json.dumps` and the blob as base64; LayerName travels in the URL)."""
-    body = {k: v for k, v in params.items() if k != "LayerName"}
-    body["Content"] = {"ZipFile": ""}
-    return len(json.dumps(body).encode("utf-8")) + 4 * math.ceil(zip_size / 3)
-
-
-def fits_inline(params: dict[str, Any], zip_size: int) -> bool:
-    return inline_request_bytes(params, zip_size) + INLINE_MARGIN < INLINE_REQUEST_LIMIT
-
-
 def permissions(request: LayerRequest) -> tuple[Permission, ...]:
     out: list[Permission] = []
     if request.public:
@@ -164,7 +144,7 @@ def staging_key(request: LayerRequest, archive: Archive, token: str) -> str:
 def plan_region(request: LayerRequest, archive: Archive, region: str, latest: RemoteVersion | None,
                 token: str = "0") -> RegionPlan:
     """Decide for one region. Same bytes as the latest version -> nothing to publish (unless
-    --force); otherwise inline when the request fits and no bucket was named, else via S3."""
+    --force); otherwise inline when `quotas.upload_route` says so and no bucket was named, else via S3."""
     params = publish_params(request, archive)
     perms = permissions(request)
     if latest is not None and not request.force and digests_equal(archive.code_sha256, latest.code_sha256):
@@ -179,7 +159,7 @@ def plan_region(request: LayerRequest, archive: Archive, region: str, latest: Re
             differs.append("license")
         return RegionPlan(region, "unchanged", None, params, perms, latest=latest, differs=tuple(differs))
     bucket = request.bucket_for(region)
-    if bucket is None and fits_inline(params, archive.size):
+    if bucket is None and upload_route(archive.size) == "inline":
         return RegionPlan(region, "publish", "inline", params, perms, latest=latest)
     key = staging_key(request, archive, token)
     return RegionPlan(region, "publish", "s3", params, perms, bucket=bucket, key=key, latest=latest)

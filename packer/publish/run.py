@@ -57,8 +57,7 @@ def prepare(source: str | Path, request: LayerRequest) -> Iterator[Prepared]:
                            hint="build the zip first and pass it") from None
     with tempfile.TemporaryDirectory(prefix="layerpack-publish-") as tmp:
         out = Path(tmp) / f"{request.name or 'layer'}.zip"
-        runtime = request.runtimes[0] if request.runtimes else "provided.al2023"
-        result = package.build(path, out, runtime=runtime)
+        result = package.build(path, out, runtime=request.runtimes[0] if request.runtimes else None)
         archive = inspect_archive(result.path)
         yield Prepared(archive, validate(request, archive), list(result.findings))
 

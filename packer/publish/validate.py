@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from packer.errors import LayerpackError
 from packer.findings import Finding, Severity, define, finding
 from packer.publish.archive import Archive
-from packer.publish.plan import (INLINE_REQUEST_LIMIT, UNZIPPED_LIMIT, LayerRequest, fits_inline,
-                                 inline_request_bytes, publish_params)
+from packer.publish.plan import LayerRequest, publish_params
+from packer.quotas import REQUEST_LIMIT, UNZIPPED_LIMIT, inline_request_bytes, largest_inline_zip, upload_route
 from packer.render import human_bytes
 
 BAD_NAME = define("LP701", Severity.ERROR, "layer name AWS would reject",
@@ -203,11 +203,12 @@ def validate_archive(request: LayerRequest, archive: Archive) -> list[Finding]:
         out.append(finding(UNREADABLE_ELF, member, f"{member}: {why}"))
     if not archive.elf_machines and not request.architectures:
         out.append(finding(NO_ELF, src, f"{src} holds no ELF files; the layer declares no architecture"))
-    params = publish_params(request, archive)
-    if request.s3_bucket is None and not fits_inline(params, archive.size):
+    if request.s3_bucket is None and upload_route(archive.size) == "s3":
         out.append(finding(NEEDS_S3, src, f"{src} is {archive.size:,} bytes ({human_bytes(archive.size)}); inline it "
-                                          f"would make a {inline_request_bytes(params, archive.size):,}-byte request "
-                                          f"and Lambda refuses {INLINE_REQUEST_LIMIT:,} or more",
+                                          f"would make a request of about "
+                                          f"{inline_request_bytes(publish_params(request, archive), archive.size):,} "
+                                          f"bytes, and layerpack sends nothing over {largest_inline_zip():,} bytes "
+                                          f"inline (Lambda refuses requests of {REQUEST_LIMIT:,} bytes or more)",
                            size=archive.size))
     return out
 

@@ -2,7 +2,7 @@
 
 Why not call `erl`: the machine that slims a layer often has no Erlang (a CI image building an
 Elixir release in another stage), and one `erl` boot per tree is slower than reading the chunks here.
-The algorithm follows OTP's `beam_lib:strip/2` exactly (see slim-facts.md §2.6): gunzip when the file
+The algorithm follows OTP's `beam_lib:strip/2` exactly (docs/slim-rules.md, "BEAM chunks"): gunzip when the file
 does not start with `FOR1`, keep a *whitelist* of chunks in request order (extra chunks first, then
 `significant_chunks()` of the OTP version), pad each chunk to 4 bytes, write the `FOR1` header, and
 gzip with zlib's default level, mtime 0 and OS=Unix — which is what `zlib:gzip/1` emits.
@@ -41,10 +41,6 @@ def significant_chunks(otp_release: int | None) -> tuple[str, ...]:
     if otp_release is not None and otp_release <= 24:
         return SIGNIFICANT_OTP24
     return SIGNIFICANT_OTP25
-
-
-def is_gzip(data: bytes) -> bool:
-    return data[:2] == b"\x1f\x8b"
 
 
 def uncompress(data: bytes) -> bytes:

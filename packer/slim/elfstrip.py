@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from packer.elf.reader import read_path
+from packer.elf.reader import SHT_NOBITS, read_path, read_sections
 from packer.elf.strip import loads_aligned, strip_file, strip_tool
 from packer.errors import ElfError
 
@@ -33,21 +33,13 @@ class Candidate:
 
 
 def _strip_estimate(path: Path) -> int:
-    """Bytes of symbol and debug sections that `--strip-unneeded` removes (pyelftools, read-only)."""
-    from elftools.common.exceptions import ELFError as PyElfError
-    from elftools.elf.elffile import ELFFile
-
+    """Bytes of symbol and debug sections that `--strip-unneeded` removes (read-only)."""
     try:
-        with open(path, "rb") as fh:
-            ef = ELFFile(fh)
-            total = 0
-            for sec in ef.iter_sections():
-                if sec.name in _STRIPPABLE_SECTIONS or sec.name.startswith((".debug", ".zdebug")):
-                    if sec["sh_type"] != "SHT_NOBITS":
-                        total += sec["sh_size"]
-            return total
-    except (PyElfError, OSError, ValueError, AssertionError):
+        sections = read_sections(path)
+    except (ElfError, OSError):
         return 0
+    return sum(sec.size for sec in sections
+               if sec.type != SHT_NOBITS and (sec.name in _STRIPPABLE_SECTIONS or sec.name.startswith((".debug", ".zdebug"))))
 
 
 def candidate(path: Path, rel: str) -> Candidate:

@@ -4,7 +4,7 @@ Why parse `.app` files instead of globbing app names: the closure of the `applic
 `included_applications`, and `optional_applications` when present) is exactly what systools, relx and
 mix release boot; globs like "drop megaco" are either too timid or break a release that needs it.
 `runtime_dependencies` is *not* followed — it is a soft, module-level hint that pulls in mnesia and
-tools from kernel alone (slim-facts.md §2.3) — only reported.
+tools from kernel alone (docs/slim-rules.md, "Erlang/OTP") — only reported.
 
 Also here: Debian's `bin/erl` hard-codes `ROOTDIR=/usr/lib/erlang`; a tree moved to `/opt/...` must
 have that literal rewritten (`rootdir_rewrites`).

@@ -103,7 +103,7 @@ class VendorPlan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": "layerpack.vendor-plan/1",
+            "schema": "layerpack.vendor/1",
             "input": self.input, "runtime": self.runtime, "arch": self.arch, "mount": self.mount,
             "libdir": self.libdir, "bundle_libc": self.bundle_libc, "strip": self.strip,
             "bytes_added": self.bytes_added,

@@ -1,0 +1,57 @@
+"""Lambda's quotas that decide whether a layer fits and how it is uploaded, in one place.
+
+Every command that talks about size (`check`, `build`, `publish`) reads these numbers and asks
+`upload_route()` how a zip would travel, so they can never disagree. Sources, in docs/lambda.md:
+the Lambda quotas page of the AWS Lambda Developer Guide (250 MB unzipped for a function and all its
+layers, 50 MB zipped for a direct upload, 5 layers) and the error text the PublishLayerVersion API
+returns ("Unzipped size must be smaller than 262144000 bytes", "Request must be smaller than
+69905067 bytes for the PublishLayerVersion operation").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Literal
+
+UNZIPPED_LIMIT = 262_144_000  # function + all layers, strictly smaller
+MAX_LAYERS = 5  # per function
+REQUEST_LIMIT = 69_905_067  # an inline PublishLayerVersion request must be strictly smaller (base64 of 50 MiB)
+
+# The JSON around the base64 zip in the largest request PublishLayerVersion accepts: 15 runtimes,
+# two architectures, a 256-character description and a 512-character license, each character
+# escaped as \uXXXX (6 bytes) — measured with `inline_request_bytes` below on botocore's model: 4,979 bytes. The route
+# must not depend on options that `check` and `build` do not know, so it assumes this worst case,
+# plus 8 KiB for whatever a proxy or a header might add.
+MAX_REQUEST_BODY = 4_979
+REQUEST_MARGIN = 8_192
+
+Route = Literal["inline", "s3"]
+
+
+def base64_size(n: int) -> int:
+    return 4 * math.ceil(n / 3)
+
+
+def upload_route(zipped_size: int) -> Route:
+    """How PublishLayerVersion can receive a zip of this size: `inline` (the zip in the request)
+    when even the largest legal request stays under REQUEST_LIMIT with the margin, else `s3`."""
+    request = base64_size(zipped_size) + MAX_REQUEST_BODY + REQUEST_MARGIN
+    return "inline" if request < REQUEST_LIMIT else "s3"
+
+
+def largest_inline_zip() -> int:
+    """The largest zipped size `upload_route` sends inline (52,418,919 bytes, just under 50 MiB)."""
+    lo, hi = 0, REQUEST_LIMIT
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if upload_route(mid) == "inline" else (lo, mid)
+    return lo
+
+
+def inline_request_bytes(params: dict, zip_size: int) -> int:
+    """Size of the PublishLayerVersion JSON body with the zip inline (botocore serialises the body
+    with `json.dumps` and the blob as base64; LayerName travels in the URL)."""
+    body = {k: v for k, v in params.items() if k != "LayerName"}
+    body["Content"] = {"ZipFile": ""}
+    return len(json.dumps(body).encode("utf-8")) + base64_size(zip_size)
