@@ -573,7 +573,8 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         if tree.kind == "file":
             kind = "runtime"
         a.file_checks(files)
-        for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount):
+        started = (boot.program,) if boot.program else ()
+        for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount, started=started):
             a.add(f)
         a.loader.seed({f.path: f.info for f in files if f.info is not None})
         wrapped = {boot.loader_exec.program: boot.loader_exec} if boot.loader_exec else {}

@@ -42,6 +42,7 @@ class LoaderExec:
 class BootScript:
     env: dict[str, str] = field(default_factory=dict)  # variables exported before the program starts
     loader_exec: LoaderExec | None = None
+    program: str | None = None  # what it execs (or, in `layerpack wrap`'s bootstrap, its program=)
     unmodelled: tuple[str, ...] = ()  # `NAME=value` lines that matter but could not be expanded
 
 
@@ -75,6 +76,7 @@ def read_bootstrap(text: str, self_dir: str, base_env: dict[str, str]) -> BootSc
     exported: dict[str, str] = {}
     unmodelled: list[str] = []
     loader_exec = None
+    program = None
     for raw in text.replace("\\\n", " ").splitlines():
         line = raw.strip()
         m = re.fullmatch(r"(export\s+)?([A-Za-z_]\w*)=(.*?)\s*;?", line)
@@ -96,9 +98,20 @@ def read_bootstrap(text: str, self_dir: str, base_env: dict[str, str]) -> BootSc
                 if name in known:
                     exported[name] = known[name]
             continue
-        if line.startswith("exec ") and loader_exec is None:
+        if line.startswith("exec ") and loader_exec is None and program is None:
             loader_exec = _loader_exec(line[5:], known, self_dir)
-    return BootScript(exported, loader_exec, tuple(unmodelled))
+            program = loader_exec.program if loader_exec else _exec_target(line[5:], known, self_dir)
+    if program is None and known.get("program"):  # layerpack wrap: program=bin/NAME, relative to the bootstrap
+        program = posixpath.join(self_dir, known["program"])
+    return BootScript(exported, loader_exec, tuple(unmodelled), program)
+
+
+def _exec_target(command: str, known: dict[str, str], self_dir: str) -> str | None:
+    words = _words(command)
+    if not words or words[0].startswith("-"):
+        return None
+    first = _expand(words[0], known, self_dir)
+    return posixpath.join(self_dir, first) if first and "/" in first else None
 
 
 def _loader_exec(command: str, known: dict[str, str], self_dir: str) -> LoaderExec | None:

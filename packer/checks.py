@@ -50,6 +50,9 @@ ZIP_ABSOLUTE = define("LP416", Severity.ERROR, "zip entry has an absolute path",
 ZIP_DUPLICATE = define("LP417", Severity.WARNING, "zip holds the same name twice", "rebuild the zip; only the last copy survives unzip")
 SPECIAL_FILE = define("LP418", Severity.ERROR, "device, fifo or socket in the tree", "remove it: a layer zip can only hold files, directories and links")
 UNREADABLE = define("LP419", Severity.ERROR, "entry could not be read", "fix its permissions on this machine and run again")
+SCRIPT_INTERPRETER = define("LP426", Severity.WARNING, "executable script's #! interpreter is not on the runtime",
+                            "if this script is run on Lambda it fails with 'No such file or directory': ship the interpreter "
+                            "in the layer's bin/, or change the #! line")
 LIB64_DIR = define("LP420", Severity.WARNING, "lib64/ is not on Lambda's library path",
                    "move the libraries to lib/ (/opt/lib is on LD_LIBRARY_PATH; /opt/lib64 is not)")
 PYTHON_LAYOUT = define("LP421", Severity.ERROR, "python layer code is not under python/",
@@ -88,8 +91,9 @@ def detect_kind(tree: Tree) -> str:
 
 
 def layout_findings(tree: Tree, rt: Runtime, kind: str = "auto", *, fs: LambdaFS | None = None,
-                    mount: str = LAYER_MOUNT) -> list[Finding]:
-    """Every layout, permission and link finding for one tree, as mounted at `mount`."""
+                    mount: str = LAYER_MOUNT, started: tuple[str, ...] = ()) -> list[Finding]:
+    """Every layout, permission and link finding for one tree, as mounted at `mount`.
+    `started`: absolute paths of the programs the bootstrap starts (their #! line must work)."""
     if kind not in KINDS:
         from packer.errors import UsageError
 
@@ -103,12 +107,30 @@ def layout_findings(tree: Tree, rt: Runtime, kind: str = "auto", *, fs: LambdaFS
         out.extend(bootstrap_findings(tree, rt, fs, mount, explicit=kind == "runtime"))
     elif kind == "auto" and rt.family == "provided":
         out.append(finding(LIBRARY_LAYER, ".", f"no bootstrap in {tree.origin}: analysed as a library layer"))
+    out.extend(_script_interpreters(tree, fs, mount, started))
     if resolved == "python":
         out.extend(_python_layout(tree))
     if resolved == "node":
         out.extend(_node_layout(tree))
     if "lib64" in tree.entries and tree.entries["lib64"].kind in (DIR, SYMLINK) and not _same_dir(tree, "lib", "lib64"):
         out.append(finding(LIB64_DIR, "lib64", f"{mount}/lib64 is not searched on Lambda (LD_LIBRARY_PATH has {mount}/lib)"))
+    return out
+
+
+def _script_interpreters(tree: Tree, fs: LambdaFS, mount: str, started: tuple[str, ...]) -> list[Finding]:
+    """The #! line of every executable script besides bootstrap: an error for the program the
+    bootstrap starts (a `wrap`ped program, an `exec` target), a warning for the others."""
+    boot_final = tree.resolve("bootstrap")[0]
+    out: list[Finding] = []
+    for e in tree.entries.values():
+        if e.kind != FILE or not e.mode & 0o111 or e.size < 3 or e.path in ("bootstrap", boot_final):
+            continue
+        head = tree.read_head(e.path, 512)
+        if not head.startswith(b"#!"):
+            continue
+        is_started = posixpath.join(mount, e.path) in started
+        found, _program = interpreter_findings(e.path, head, fs, None if is_started else SCRIPT_INTERPRETER)
+        out.extend(f for f in found if is_started or f.code != WINDOWS_SCRIPT.code)
     return out
 
 
@@ -212,29 +234,32 @@ def parse_shebang(head: bytes) -> tuple[str, list[str], bool]:
     return parts[0], ([parts[1]] if len(parts) > 1 else []), crlf
 
 
-def script_findings(tree: Tree, rel: str, rt: Runtime, fs: LambdaFS, mount: str) -> list[Finding]:
-    out = []
-    data = tree.read_bytes(rel, limit=4 * 1024 * 1024)
-    interp, args, crlf = parse_shebang(data[:4096])
+def interpreter_findings(rel: str, head: bytes, fs: LambdaFS, code=None) -> tuple[list[Finding], str | None]:
+    """Does the kernel find this script's `#!` interpreter on Lambda, and `env`'s program on the
+    runtime's PATH (which includes the layer's bin/ as /opt/bin)? Returns the findings and the
+    program that runs the script (None when it cannot start)."""
+    code = code or NO_INTERPRETER
+    interp, args, crlf = parse_shebang(head)
     if crlf:
-        out.append(finding(WINDOWS_SCRIPT, rel, f"{rel}: the #! line ends in \\r, so the interpreter is looked up as '{interp}\\r'"))
-        return out
-    program = interp
-    if posixpath.basename(interp) == "env" and args:
-        env_args = args[0].split()
-        while env_args and env_args[0].startswith("-"):
-            env_args.pop(0)
-        program = env_args[0] if env_args else ""
-        if not fs.exists(interp):
-            out.append(finding(NO_INTERPRETER, rel, f"{rel}: #!{interp} does not exist on {rt_name(fs)}", interpreter=interp))
-            return out
-        found = fs.which(program) if program else None
-        if found is None:
-            out.append(finding(NO_INTERPRETER, rel, f"{rel}: #!{interp} {program}: `{program}` is not on PATH on {rt_name(fs)}",
-                               interpreter=program))
-            return out
-    elif not fs.exists(interp):
-        out.append(finding(NO_INTERPRETER, rel, f"{rel}: #!{interp} does not exist on {rt_name(fs)}", interpreter=interp))
+        return [finding(WINDOWS_SCRIPT, rel, f"{rel}: the #! line ends in \\r, so the interpreter is looked up as '{interp}\\r'")], None
+    if not fs.exists(interp):
+        return [finding(code, rel, f"{rel}: #!{interp} does not exist on {rt_name(fs)}", interpreter=interp)], None
+    if posixpath.basename(interp) != "env" or not args:
+        return [], interp
+    env_args = args[0].split()
+    while env_args and env_args[0].startswith("-"):
+        env_args.pop(0)
+    program = env_args[0] if env_args else ""
+    if not program or fs.which(program) is None:
+        return [finding(code, rel, f"{rel}: #!{interp} {program}: `{program}` is not on PATH on {rt_name(fs)} "
+                        f"({':'.join(fs.runtime.path_env)}) nor in the layer's bin/", interpreter=program)], None
+    return [], program
+
+
+def script_findings(tree: Tree, rel: str, rt: Runtime, fs: LambdaFS, mount: str) -> list[Finding]:
+    data = tree.read_bytes(rel, limit=4 * 1024 * 1024)
+    out, program = interpreter_findings(rel, data[:4096], fs)
+    if program is None:
         return out
     if posixpath.basename(program) in _SHELLS:
         text = data.decode("utf-8", "replace")

@@ -419,3 +419,28 @@ def test_a_version_family_the_runtime_data_does_not_cover_is_not_verified(tmp_pa
     (f,) = [f for f in report.findings if f.code == "LP204"]
     assert f.data["version"] == "CURL_OPENSSL_4" and "not verified" in f.message
     assert f.severity.name == "WARNING"
+
+
+@pytest.mark.parametrize("ships_racket", [False, True])
+def test_env_interpreter_of_a_wrapped_program_must_be_on_lambdas_path(lambda_root: Path, tmp_path: Path, cli,
+                                                                       ships_racket: bool) -> None:
+    """`#!/usr/bin/env racket` in the program a `wrap` bootstrap starts: env finds racket only on
+    the runtime's PATH, which holds the layer's bin/ as /opt/bin."""
+    prog = tmp_path / "handler.rkt"
+    prog.write_text("#!/usr/bin/env racket\n#lang racket/base\n(display 1)\n")
+    prog.chmod(0o755)
+    layer = tmp_path / "layer"
+    assert cli("wrap", str(prog), "--out", str(layer)).returncode == 0
+    if ships_racket:  # a stand-in racket in the layer's bin/
+        (layer / "bin" / "racket").write_text("#!/bin/sh\necho racket-ran\n")
+        (layer / "bin" / "racket").chmod(0o755)
+    ran = on_lambda(lambda_root, ("/opt/bin/handler.rkt",), opt=layer)
+    report = analyze(layer)
+    errors = [f for f in report.findings if f.severity.name == "ERROR"]
+    if ships_racket:
+        assert ran.ok and ran.out == "racket-ran", ran
+        assert not errors, [f.message for f in errors]
+    else:
+        assert not ran.ok and "racket" in ran.err, ran
+        (f,) = [f for f in errors if f.code == "LP405"]
+        assert f.path == "bin/handler.rkt" and f.data["interpreter"] == "racket"
