@@ -39,6 +39,8 @@ def test_missing_libgmpxx_is_reported_then_vendored_and_runs(ran):
 def test_glibc_too_new_is_bundled_with_its_loader_and_runs(ran):
     proc, work = ran
     assert "arc4random@GLIBC_2.36" in said(proc) and "LP901" in said(proc)
-    assert (work / "random-layer" / "lib" / "ld-linux-x86-64.so.2").exists()
+    bundle = [d for d in (work / "random-layer").iterdir() if d.name.startswith("glibc-")]
+    assert len(bundle) == 1 and (bundle[0] / "ld-linux-x86-64.so.2").exists()
+    assert not (work / "random-layer" / "bin").exists()  # no wrapper: the program itself is the bootstrap
     answer = json.loads((work / "random.out").read_text())
     assert set(answer) == {"random", "below_100"} and 0 <= answer["below_100"] < 100

@@ -1,4 +1,5 @@
-"""examples/racket: analyze names hypot@GLIBC_2.35; the layer runs in the sandbox; --bundle-libc does not help.
+"""examples/racket: analyze names hypot@GLIBC_2.35; `vendor --bundle-libc` rewrites the starter's and
+the VM's interpreter, and the bundled layer answers.
 
 Debian's racket is ~330 MB, so CI may not install it: then these tests skip (not a failure), and
 examples/racket/expected-output.txt holds the output of a run."""
@@ -6,10 +7,12 @@ examples/racket/expected-output.txt holds the output of a run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
 
+from packer.elf.reader import read_path
 from tests.conftest import ROOT
 from tests.examples_support import run_example, said
 
@@ -20,8 +23,7 @@ EXAMPLE = ROOT / "examples" / "racket"
 def ran(tmp_path_factory):
     if not (shutil.which("raco") and shutil.which("racket")):
         pytest.skip("racket is not installed (optional on CI: ~330 MB); see examples/racket/expected-output.txt")
-    return run_example("racket", tmp_path_factory, timeout=600)
-
+    return run_example("racket", tmp_path_factory, timeout=900)
 
 
 def test_racket_example_script_succeeds(ran):
@@ -35,12 +37,21 @@ def test_racket_vm_needs_glibc_235_and_the_symbol_is_named(ran):
     assert "hypot@GLIBC_2.35" in said(proc)
 
 
-def test_racket_layer_answers_in_the_sandbox(ran):
+def test_starter_and_vm_both_ask_for_the_bundled_loader(ran):
     _, work = ran
-    answer = json.loads((work / "layer.out").read_text())
+    layer = work / "bundled"
+    bundle = next(d.name for d in layer.iterdir() if d.name.startswith("glibc-"))
+    for rel in ("bin/bootstrap", "lib/plt/racketcs-8.7"):
+        assert read_path(layer / rel).interp == f"/opt/{bundle}/ld.so"
+    assert os.readlink(layer / "bootstrap") == "bin/bootstrap"
+
+
+def test_bundled_racket_layer_answers(ran):
+    _, work = ran
+    answer = json.loads((work / "bundled.out").read_text())
     assert answer["implementation"].startswith("Racket ") and sorted(answer["keys"]) == ["a", "b"]
 
 
 def test_expected_output_is_checked_in():
     text = (EXAMPLE / "expected-output.txt").read_text()
-    assert "hypot@GLIBC_2.35" in text and '"implementation":"Racket' in text
+    assert "hypot@GLIBC_2.35" in text and '"implementation":"Racket' in text and "PT_INTERP=/opt/glibc-" in text

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from packer.elf.reader import read_path
 from tests.conftest import ROOT
 from tests.examples_support import run_example, said
 
@@ -37,3 +38,14 @@ def test_sbcl_payload_is_reported_and_compression_shrinks_the_layer(ran):
     assert "LP110 info bootstrap carries" in said(proc)
     assert (work / "compressed.zip").stat().st_size < (work / "plain.zip").stat().st_size
     assert (work / "compressed" / "bootstrap").stat().st_size * 3 < (work / "plain" / "bootstrap").stat().st_size
+
+
+def test_sbcl_on_provided_al2_answers_with_the_bundled_glibc_and_its_core_intact(ran):
+    proc, work = ran
+    assert "LP201 error bootstrap needs GLIBC_2.34 from libc.so.6" in said(proc)
+    layer = work / "al2-layer"
+    bundle = next(d.name for d in layer.iterdir() if d.name.startswith("glibc-"))
+    assert read_path(layer / "bin" / "bootstrap.real").interp == f"/opt/{bundle}/ld.so"
+    assert (layer / "bin" / "bootstrap.real").stat().st_size == (work / "plain" / "bootstrap").stat().st_size
+    answer = json.loads((work / "al2.out").read_text())
+    assert answer["factorial_25"] == 15511210043330985984000000

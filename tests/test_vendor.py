@@ -154,25 +154,6 @@ def test_vendored_library_needing_a_newer_glibc_is_caught() -> None:
     assert "LP902" in {f.code for f in p.findings}  # Debian's libstdc++ needs GLIBC_2.3x > AL2's 2.26
 
 
-def test_bundle_libc_starts_a_program_needing_a_newer_glibc(tmp_path: Path, patcher: str) -> None:
-    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-glibc236"})
-    assert "LP201" in {f.code for f in analyze(src).findings}
-    p = vendor.plan(src, bundle_libc=True)
-    assert {c.soname for c in p.copies} >= {"libc.so.6", "ld-linux-x86-64.so.2"}
-    assert "LP905" in {f.code for f in p.findings}
-    out = tmp_path / "out"
-    res = vendor.apply(p, out, patcher=patcher)
-    assert res.ok and not res.report.findings, res.report.findings
-    assert (out / "bin" / "bootstrap.real").is_file() and os.access(out / "bootstrap", os.X_OK)
-    ran = sandbox_run(out)
-    assert ran.returncode == 0 and "random 0" in ran.stdout, ran.stderr
-    # the wrapper's own command, traced: the program gets the bundled glibc, not the runtime's
-    traced = sandbox_run(out, ("/opt/lib/ld-linux-x86-64.so.2", "--list", "--library-path", "/opt/lib:/lib64:/usr/lib64",
-                               "/opt/bin/bootstrap.real"))
-    assert "libc.so.6 => /opt/lib/libc.so.6" in traced.stdout, traced.stdout + traced.stderr
-    assert 'exec "$here/lib/ld-linux-x86-64.so.2" --argv0 "$0" --library-path "$here/lib:/lib64:/usr/lib64"' in (out / "bootstrap").read_text()
-
-
 def test_arm64_fixture_is_vendored_and_reanalysed_on_x86_64(tmp_path: Path, patcher: str) -> None:
     src = make_tree(tmp_path, {"bootstrap": ARM / "needs-atomic"})
     p = vendor.plan(src)
@@ -251,19 +232,6 @@ def test_in_place_changes_the_input_directory_only_when_asked(tmp_path: Path, pa
     res = run_cli("vendor", "--patcher", patcher, str(src), "--in-place")
     assert res.returncode == 0 and (src / "lib" / "libatomic.so.1").exists()
     assert read_path(src / "bootstrap").rpath == ("$ORIGIN/lib",)
-
-
-def test_bundle_libc_follows_a_bootstrap_link_to_the_program(tmp_path: Path, patcher: str) -> None:
-    src = make_tree(tmp_path, {"bin/app": X86 / "needs-glibc236"})
-    (src / "bootstrap").symlink_to("bin/app")
-    p = vendor.plan(src, bundle_libc=True)
-    assert p.wrapper is not None and p.wrapper.program == "bin/app" and not p.wrapper.move
-    out = tmp_path / "out"
-    res = vendor.apply(p, out, patcher=patcher)
-    assert res.ok, res.findings
-    assert not (out / "bootstrap").is_symlink() and '"$here/bin/app"' in (out / "bootstrap").read_text()
-    ran = sandbox_run(out)
-    assert ran.returncode == 0 and "random 0" in ran.stdout
 
 
 def test_one_batched_dpkg_call_names_the_same_packages_as_one_call_per_file() -> None:

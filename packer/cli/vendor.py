@@ -23,7 +23,7 @@ from packer.render import console, emit_json, human_bytes, print_findings
 @click.option("--sysroot", type=click.Path(file_okay=False), default=None,
               help="Take libraries from this root (e.g. an aarch64 or older-distro root) instead of this machine.")
 @click.option("--bundle-libc", is_flag=True,
-              help="Also bundle glibc and its loader, and make bootstrap a wrapper that starts the program through them.")
+              help="Also bundle glibc and its loader in a directory of their own, and make every program use them (PT_INTERP + RPATH).")
 @click.option("--strip", is_flag=True, help="strip --strip-unneeded the vendored libraries (before patching).")
 @click.option("--patcher", type=click.Choice(["patchelf", "lief"]), default="patchelf", show_default=True,
               help="What rewrites RPATH/NEEDED/SONAME: the patchelf program, or lief (optional extra 'lief').")
@@ -83,13 +83,18 @@ def _render_plan(plan) -> None:
         con.print(f"  copy   {escape(c.source)} -> {escape(c.dest)}{escape(extra)} ({human_bytes(c.size)}; {escape(c.reason)}){tag}")
     for m in plan.moves:
         con.print(f"  rename {escape(m.source)} -> {escape(m.dest)} (the runtime's {m.soname} would shadow it)")
-    for op in plan.patches:
+    if plan.bundle:
+        b = plan.bundle
+        con.print(f"  bundle {escape(b.dir)}/: the loader, glibc and libgcc_s; every program starts with PT_INTERP={escape(b.interp)}")
+    for op in plan.patches + plan.in_place:
         parts = []
         if op.patch.rpath is not None:
             parts.append(f"RPATH={':'.join(op.patch.rpath)}")
         parts += [f"NEEDED {a}->{b}" for a, b in op.patch.replace_needed]
         if op.patch.soname:
             parts.append(f"SONAME={op.patch.soname}")
+        if op.patch.interpreter:
+            parts.append(f"PT_INTERP={op.patch.interpreter}")
         con.print(f"  patch  {escape(op.rel)}: {escape(', '.join(parts))} ({escape(op.reason)})")
     if plan.wrapper:
         con.print(f"  wrap   bootstrap -> {plan.wrapper.program}, started by {plan.wrapper.loader}")

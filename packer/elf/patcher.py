@@ -191,3 +191,53 @@ def _lief_edit(lief, binary, patch: Patch) -> None:  # type: ignore[no-untyped-d
             binary.add(lief.ELF.DynamicSharedObject(patch.soname))
     if patch.interpreter is not None:
         binary.interpreter = patch.interpreter
+
+
+PT_INTERP = 3
+
+
+def _interp_segment(path: Path) -> tuple[int, int]:
+    """(file offset, size) of the PT_INTERP string, read with the reader layerpack trusts."""
+    from packer.elf.reader import BytesSource, _Reader  # one ELF parser for the whole tool
+
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)  # program headers and .interp sit at the start of every ELF file
+        for seg in _Reader(BytesSource(head)).segments():
+            if seg.type == PT_INTERP:
+                return seg.offset, seg.filesz
+    raise ElfError(f"{path} has no program interpreter to rewrite")
+
+
+def set_interpreter_in_place(path: Path, interp: str) -> None:
+    """Rewrite PT_INTERP without moving a byte of the file (NUL-padded; the kernel reads up to
+    p_filesz and needs a final NUL): the way to patch a file whose payload sits past its ELF image
+    (an SBCL core), which patchelf would shift."""
+    offset, size = _interp_segment(path)
+    new = interp.encode()
+    if len(new) + 1 > size:
+        raise ElfError(f"{path}: interpreter {interp} does not fit in its {size}-byte PT_INTERP")
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(new + b"\0" * (size - len(new)))
+    if read_path(path).interp != interp:
+        raise ElfError(f"{path}: interpreter reads back as {read_path(path).interp}, expected {interp}")
+
+
+def replace_path_prefix(path: Path, old: str, new: str) -> int:
+    """Rewrite, in place, every NUL-terminated string of `path` that is `old` or starts with `old/`
+    so it starts with `new` instead (NUL-padded; `new` must not be longer). glibc compiles its gconv
+    directory into libc.so.6 as such strings; this relocates it the way Nix would at build time.
+    Returns how many strings were rewritten."""
+    if len(new) > len(old):
+        raise ElfError(f"{path}: cannot relocate {old} to the longer {new} in place")
+    data = bytearray(path.read_bytes())
+    key, count, at = old.encode(), 0, data.find(old.encode())
+    while at >= 0:
+        end = data.find(b"\0", at)
+        if data[at - 1] == 0 and end >= 0 and data[at + len(key)] in (0, ord("/")):
+            rest = bytes(data[at + len(key):end])
+            data[at:end] = (new.encode() + rest).ljust(end - at, b"\0")
+            count += 1
+        at = data.find(key, at + 1)
+    path.write_bytes(bytes(data))
+    return count

@@ -323,6 +323,8 @@ class Loader:
                 loaded[posixpath.basename(interp_path)] = obj
                 if info is not None and info.interp:
                     loaded[posixpath.basename(info.interp)] = obj
+                if obj.info is not None and obj.info.soname:  # rtld answers to its soname too (rtld.c)
+                    loaded[obj.info.soname] = obj
         queue: deque[Obj] = deque([main])
         program = main if as_program else None
         while queue:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from packer.analyze import analyze
 from packer.atomic import atomic_dir
-from packer.elf.patcher import Patcher, make_patcher
+from packer.elf.patcher import Patcher, make_patcher, replace_path_prefix, set_interpreter_in_place
 from packer.elf.reader import read_path
 from packer.elf.strip import strip_file
 from packer.errors import ElfError, InputError, UsageError, VendorError
@@ -74,7 +74,16 @@ def _apply_into(p: VendorPlan, dst: Path, patcher: Patcher) -> list[Finding]:
             notes = _copy_libraries(p, w)
             for m in p.moves:
                 w.rename(m.source, m.dest)
+            if p.bundle is not None:
+                _relocate_bundle(p, w)
             notes += _patch(p, w, patcher)
+            for op in p.in_place:  # payload-carrying programs: same bytes, same size, new PT_INTERP
+                if not w.is_real_file(op.rel):
+                    raise InputError(f"{w.root}/{op.rel}: not a regular file reached without links; refusing to patch it")
+                try:
+                    set_interpreter_in_place(w.root / op.rel, op.patch.interpreter or "")
+                except ElfError as exc:
+                    raise VendorError(str(exc.args[0])) from exc
             if p.wrapper is not None:
                 if p.wrapper.move:
                     w.rename("bootstrap", p.wrapper.program)
@@ -86,6 +95,26 @@ def _apply_into(p: VendorPlan, dst: Path, patcher: Patcher) -> list[Finding]:
     except InputError as exc:
         raise _vendor_error(exc) from exc
     return notes
+
+
+def _relocate_bundle(p: VendorPlan, w: Writer) -> None:
+    """gconv modules into the bundle, and the bundled libc pointed at them instead of the directory
+    it was built with (which on another system holds an older glibc's modules)."""
+    b = p.bundle
+    assert b is not None
+    if b.gconv_source:
+        for rel in b.gconv_files:
+            w.copy_file(posixpath.join(b.gconv, rel), os.path.join(b.gconv_source, rel))
+    if b.gconv_compiled:
+        libc = posixpath.join(b.dir, "libc.so.6")
+        if not w.is_real_file(libc):
+            raise InputError(f"{w.root}/{libc}: not a regular file reached without links; refusing to patch it")
+        try:
+            found = replace_path_prefix(w.root / libc, b.gconv_compiled, posixpath.join(p.mount, b.gconv))
+        except ElfError as exc:
+            raise VendorError(str(exc.args[0])) from exc
+        if not found:
+            raise VendorError(f"{libc}: the gconv directory {b.gconv_compiled} was not found to relocate")
 
 
 def _copy_libraries(p: VendorPlan, w: Writer) -> list[Finding]:

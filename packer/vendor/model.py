@@ -35,7 +35,14 @@ NO_STRIP = define("LP908", Severity.INFO, "strip is not installed; vendored libr
 NOT_STRIPPED = define("LP909", Severity.INFO, "stripping would have broken a vendored library; it was kept unstripped",
                       "nothing to do: the library works as it is, only larger")
 
-GLIBC_FAMILY = frozenset(VERSION_FAMILIES["GLIBC"]) | {"libnss_compat.so.2", "libSegFault.so", "libmemusage.so"}
+LD_PATH_WRAPPER = define("LP909", Severity.WARNING, "bootstrap is a wrapper that puts the bundled glibc first on LD_LIBRARY_PATH",
+                         "the program carries a payload, so it cannot get an RPATH; a runtime program it starts (e.g. /bin/sh) "
+                         "would see the bundled glibc too: start those with LD_LIBRARY_PATH restored")
+GCONV = define("LP910", Severity.INFO, "where the bundled glibc finds its gconv (iconv) modules",
+               "iconv_open of a charset that is not built in needs them; they are bundled when a file imports iconv_open")
+
+GLIBC_FAMILY = frozenset(VERSION_FAMILIES["GLIBC"]) | {"libnss_compat.so.2", "libnss_hesiod.so.2", "libSegFault.so",
+                                                       "libmemusage.so", "libpcprofile.so"}
 THIRD_PARTY = "THIRD-PARTY.txt"
 
 
@@ -70,6 +77,24 @@ class PatchOp:
     reason: str
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """The `--bundle-libc` directory: loader, glibc family, libgcc_s, maybe gconv modules."""
+
+    dir: str  # rel path, named for its content: glibc-<sha256[:8]>
+    loader: str  # rel path of the loader alias every program's PT_INTERP names
+    interp: str  # that alias's absolute path on Lambda
+    gconv_compiled: str | None  # the gconv directory compiled into libc.so.6 (rewritten to the bundle's)
+    gconv_source: str | None  # this machine's copy, when the modules are bundled
+    gconv_files: tuple[str, ...] = ()  # relative to gconv_source
+    gconv_bytes: int = 0
+    iconv_users: tuple[str, ...] = ()
+
+    @property
+    def gconv(self) -> str:
+        return f"{self.dir}/gconv"
+
+
 @dataclass
 class Wrapper:
     program: str  # rel path of the program the wrapper starts
@@ -90,12 +115,14 @@ class VendorPlan:
     patches: list[PatchOp] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     wrapper: Wrapper | None = None
+    bundle: Bundle | None = None
+    in_place: list[PatchOp] = field(default_factory=list)  # interpreter edits that keep the file's layout
     strip: bool = False
     bundle_libc: bool = False
 
     @property
     def bytes_added(self) -> int:
-        return sum(c.size for c in self.copies)
+        return sum(c.size for c in self.copies) + (self.bundle.gconv_bytes if self.bundle else 0)
 
     @property
     def ok(self) -> bool:
@@ -112,7 +139,9 @@ class VendorPlan:
             "renames": [{"from": m.source, "to": m.dest, "soname": m.soname, "new_soname": m.new_soname} for m in self.moves],
             "patches": [{"file": p.rel, "rpath": list(p.patch.rpath) if p.patch.rpath is not None else None,
                          "replace_needed": [list(x) for x in p.patch.replace_needed], "soname": p.patch.soname,
-                         "reason": p.reason} for p in self.patches],
+                         "interpreter": p.patch.interpreter, "reason": p.reason} for p in self.patches + self.in_place],
+            "bundle": {"dir": self.bundle.dir, "interpreter": self.bundle.interp, "gconv": self.bundle.gconv,
+                       "gconv_modules": len(self.bundle.gconv_files)} if self.bundle else None,
             "wrapper": {"program": self.wrapper.program, "loader": self.wrapper.loader} if self.wrapper else None,
             "findings": [f.to_json() for f in self.findings],
         }

@@ -22,7 +22,7 @@ from packer.elf.reader import ElfInfo, read_path
 from packer.elf.search import MISSING, SHADOWED, VENDORABLE
 from packer.findings import finding
 from packer.runtime import version_family
-from packer.vendor.bundle import wrapper
+from packer.vendor.bundle import RUNTIME_LOADED, bundle_patches, payload_wrapper, plan_bundle, program_interp
 from packer.vendor.model import (
     GLIBC_FAMILY,
     HOST_TOO_OLD,
@@ -72,7 +72,8 @@ def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = Non
 
     Phases: gather what the loader could not satisfy -> runtime libraries too old for their users
     -> the glibc family (bundled or refused) -> copies -> renames of shadowed tree libraries ->
-    patches -> the --bundle-libc wrapper."""
+    patches (with --bundle-libc: every program's interpreter and RPATH to the bundle) -> a wrapper
+    only for a payload-carrying bootstrap."""
     report = report or analyze(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot)
     rt = report.runtime
     p = VendorPlan(str(path), rt.name, rt.arch, report.mount, "lib", strip=strip, bundle_libc=bundle_libc)
@@ -81,10 +82,12 @@ def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = Non
     _too_old_runtime_libraries(need, p, bundle_libc)
     _glibc_family(need, p, bundle_libc)
     _plan_copies(need, p, bundle_libc)
+    if bundle_libc:
+        p.bundle = plan_bundle(report, p, need.host, program_interp(report))
     _plan_moves(need, p)
     _plan_patches(need, p)
-    if bundle_libc:
-        p.wrapper = wrapper(report, p, need.host)
+    if p.bundle is not None:
+        p.wrapper = payload_wrapper(report, p, p.bundle, p.in_place)
     return p
 
 
@@ -136,17 +139,13 @@ def _too_old_runtime_libraries(need: _Needs, p: VendorPlan, bundle_libc: bool) -
 
 
 def _glibc_family(need: _Needs, p: VendorPlan, bundle_libc: bool) -> None:
-    """With --bundle-libc every glibc-family library not loaded is wanted; without, none may be."""
-    if bundle_libc:
-        for proc in need.report.processes:
-            for e in proc.edges:
-                if e.name in GLIBC_FAMILY and e.name not in need.wanted and e.status != "loaded":
-                    hit = need.host.find(e.name)
-                    if hit is not None:
-                        need.want(e.name, str(hit.path), "--bundle-libc", e.requester)
-        return
-    for soname in [s for s in need.wanted if s in GLIBC_FAMILY]:
+    """Never mixed with the runtime's: without --bundle-libc no glibc-family library may be vendored
+    into lib/; with it, the whole family (and libgcc_s) goes to the bundle instead (bundle.py)."""
+    for soname in [s for s in need.wanted if s in GLIBC_FAMILY or (bundle_libc and s in RUNTIME_LOADED)]:
         host_path, _ = need.wanted.pop(soname)
+        need.users.pop(soname, None)
+        if bundle_libc:
+            continue
         p.findings.append(finding(LIBC_NOT_VENDORED, soname, f"{soname} is needed and missing on {p.runtime}; this machine's copy "
                                   f"({host_path}) is part of glibc", library=soname))
 
@@ -159,8 +158,6 @@ def _plan_copies(need: _Needs, p: VendorPlan, bundle_libc: bool) -> None:
         real = os.path.realpath(host_path)
         collides = any(rt.has_library(posixpath.join(d, soname))
                        for d in (*rt.ld_library_path, *rt.default_dirs) if not d.startswith(mount))
-        if bundle_libc and soname in GLIBC_FAMILY:
-            collides = False  # the wrapper's --library-path puts lib/ first
         if collides:
             dest = posixpath.join(p.libdir, hashed_name(soname, sha256_file(real)))
             links: tuple[str, ...] = ()
@@ -190,7 +187,10 @@ def _plan_patches(need: _Needs, p: VendorPlan) -> None:
     """DT_RPATH ($ORIGIN-relative) and NEEDED renames on every user; SONAME on every renamed library."""
     renames = {c.soname: posixpath.basename(c.dest) for c in p.copies if c.renamed}
     renames.update({m.soname: m.new_soname for m in p.moves})
+    interp: dict[str, str] = {}
     per_file = _rpath_wishes(need, p, renames)
+    if p.bundle is not None:
+        p.in_place, interp = bundle_patches(need.report, p, p.bundle, lambda rel, d, why: _wish(per_file, rel, d, why))
     report, mount = need.report, need.report.mount
     payload_files = {f.rel for f in report.elf_files if f.info is not None and f.info.has_payload}
     existing = {f.rel: f.info for f in report.elf_files if f.info is not None}
@@ -202,7 +202,8 @@ def _plan_patches(need: _Needs, p: VendorPlan) -> None:
         keep = [r for r in (old.rpath + old.runpath if old else ()) if r.startswith("$ORIGIN") or r.startswith("${ORIGIN}")
                 or r.startswith(mount + "/")]
         rpath = tuple(dict.fromkeys([*entry["dirs"], *keep]))
-        p.patches.append(PatchOp(user_rel, Patch(rpath=rpath, replace_needed=tuple(sorted(set(entry["replace"])))),
+        p.patches.append(PatchOp(user_rel, Patch(rpath=rpath, replace_needed=tuple(sorted(set(entry["replace"]))),
+                                                 interpreter=interp.get(user_rel)),
                                  "; ".join(sorted(entry["why"]))))
     for c in p.copies:
         if c.renamed:
@@ -218,12 +219,7 @@ def _rpath_wishes(need: _Needs, p: VendorPlan, renames: dict[str, str]) -> dict[
     per_file: dict[str, dict[str, Any]] = {}
 
     def want_rpath(user_rel: str, target_dir: str, why: str) -> None:
-        entry = per_file.setdefault(user_rel, {"dirs": [], "replace": [], "why": set()})
-        d = posixpath.relpath(target_dir, posixpath.dirname(user_rel) or ".")
-        origin = "$ORIGIN" if d == "." else f"$ORIGIN/{d}"
-        if origin not in entry["dirs"]:
-            entry["dirs"].append(origin)
-        entry["why"].add(why)
+        _wish(per_file, user_rel, target_dir, why)
 
     # vendorable libraries appear in the analysis where vendoring will put them: lib/<soname>
     placed = {posixpath.join(need.report.mount, p.libdir, c.soname): c for c in p.copies}
@@ -241,6 +237,16 @@ def _rpath_wishes(need: _Needs, p: VendorPlan, renames: dict[str, str]) -> dict[
         for req in reqs:
             want_rpath(need.rel(req), posixpath.dirname(need.rel(lib_path)), f"reach {need.rel(lib_path)}")
     return per_file
+
+
+def _wish(per_file: dict[str, dict[str, Any]], user_rel: str, target_dir: str, why: str) -> None:
+    """Record that `user_rel` must search `target_dir` (as an $ORIGIN-relative RPATH entry)."""
+    entry = per_file.setdefault(user_rel, {"dirs": [], "replace": [], "why": set()})
+    d = posixpath.relpath(target_dir, posixpath.dirname(user_rel) or ".")
+    origin = "$ORIGIN" if d == "." else f"$ORIGIN/{d}"
+    if origin not in entry["dirs"]:
+        entry["dirs"].append(origin)
+    entry["why"].add(why)
 
 
 def _merge_patches(p: VendorPlan) -> None:
