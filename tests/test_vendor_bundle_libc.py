@@ -79,7 +79,7 @@ def test_payload_program_keeps_its_bytes_gets_the_loader_in_place_and_a_path_wra
     (src / "bootstrap").write_bytes(image + payload)
     (src / "bootstrap").chmod(0o755)
     p = vendor.plan(src, bundle_libc=True)
-    assert [op.rel for op in p.in_place] == ["bootstrap"] and "LP909" in {f.code for f in p.findings}
+    assert [op.rel for op in p.in_place] == ["bootstrap"] and "LP910" in {f.code for f in p.findings}
     out = tmp_path / "out"
     res = vendor.apply(p, out)
     assert res.ok and not [f for f in res.report.findings if f.severity == "error"], res.report.findings

@@ -35,10 +35,10 @@ NO_STRIP = define("LP908", Severity.INFO, "strip is not installed; vendored libr
 NOT_STRIPPED = define("LP909", Severity.INFO, "stripping would have broken a vendored library; it was kept unstripped",
                       "nothing to do: the library works as it is, only larger")
 
-LD_PATH_WRAPPER = define("LP909", Severity.WARNING, "bootstrap is a wrapper that puts the bundled glibc first on LD_LIBRARY_PATH",
+LD_PATH_WRAPPER = define("LP910", Severity.WARNING, "bootstrap is a wrapper that puts the bundled glibc first on LD_LIBRARY_PATH",
                          "the program carries a payload, so it cannot get an RPATH; a runtime program it starts (e.g. /bin/sh) "
                          "would see the bundled glibc too: start those with LD_LIBRARY_PATH restored")
-GCONV = define("LP910", Severity.INFO, "where the bundled glibc finds its gconv (iconv) modules",
+GCONV = define("LP911", Severity.INFO, "where the bundled glibc finds its gconv (iconv) modules",
                "iconv_open of a charset that is not built in needs them; they are bundled when a file imports iconv_open")
 
 GLIBC_FAMILY = frozenset(VERSION_FAMILIES["GLIBC"]) | {"libnss_compat.so.2", "libnss_hesiod.so.2", "libSegFault.so",
