@@ -212,7 +212,8 @@ def payload_wrapper(report: Report, p: VendorPlan, bundle: Bundle, in_place: lis
         text = (f"#!/bin/sh\n{WRAPPER_MARK}: {program} carries a payload (patchelf would break it), so\n"
                 "# it cannot get an RPATH; its interpreter is the bundled loader, and this puts the bundled glibc first.\n"
                 'here="${0%/*}"\n'
-                f'LD_LIBRARY_PATH="$here/{bundle.dir}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec "$here/{program}" "$@"\n')
+                f'export LD_LIBRARY_PATH="$here/{bundle.dir}:$LD_LIBRARY_PATH"\n'
+                f'exec "$here/{program}" "$@"\n')
         p.findings.append(finding(LD_PATH_WRAPPER, "bootstrap", f"bootstrap is a wrapper that puts {bundle.dir}/ first on "
                                   f"LD_LIBRARY_PATH and execs {program} (it carries a payload, so it has no RPATH); programs it "
                                   "starts inherit that path"))
