@@ -56,3 +56,7 @@ class PublishError(LayerpackError):
 
 class EmulatorError(LayerpackError):
     """The local Runtime API emulator or its sandbox could not run."""
+
+
+class ImageError(LayerpackError):
+    """A base image could not be pulled, verified, unpacked or found in the cache."""

@@ -56,15 +56,23 @@ def _common(fn):
         click.option("-v", "--verbose", is_flag=True, help="Also show informational notes (host gaps)."),
         click.option("--no-sandbox", is_flag=True,
                      help="Run on the host without bubblewrap (host libraries visible: misses missing-library bugs)."),
+        click.option("--image", "image", default=None, metavar="REF",
+                     help="Run on this image's root file system (runtime name or HOST/REPO:TAG; pulled if not cached)."),
+        click.option("--rootfs", "rootfs", type=click.Path(path_type=Path), default=None, metavar="DIR|TAR",
+                     help="Run on an unpacked root file system or a `docker export` tar."),
+        click.option("--host-files", is_flag=True,
+                     help="Use host copies of the runtime's libraries even when its base image is cached."),
     ]
     for opt in reversed(decorators):
         fn = opt(fn)
     return fn
 
 
-def _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox) -> FunctionConfig:
+def _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox,
+            image=None, rootfs=None, host_files=False) -> FunctionConfig:
     return FunctionConfig(layers=list(layers), function=function, runtime=runtime, arch=arch, handler=handler,
-                          env=_env_pairs(env), timeout=timeout, memory=memory, name=name, sandbox=not no_sandbox)
+                          env=_env_pairs(env), timeout=timeout, memory=memory, name=name, sandbox=not no_sandbox,
+                          image=image, rootfs=rootfs, use_cached_image=not host_files)
 
 
 def _log(line: str) -> None:
@@ -111,15 +119,16 @@ def decode_client_context(value: str) -> str:
 @click.option("--client-context", "client_context", default=None, metavar="BASE64",
               help="ClientContext: base64 of a JSON object, as `aws lambda invoke --client-context` takes it.")
 @options.json_output
-def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name, verbose, no_sandbox, event,
-               client_context, as_json) -> None:
+def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name, verbose, no_sandbox, image,
+               rootfs, host_files, event, client_context, as_json) -> None:
     """Run the bootstrap of LAYER... (merged at /opt in order) and send it one or more events.
 
     \b
     layerpack invoke ./layer --function ./fn --handler function.handler --event event.json
     echo '{"n": 1}' | layerpack invoke layer.zip --event -
     """
-    config = _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox)
+    config = _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox,
+                     image, rootfs, host_files)
     config.validate()
     context = decode_client_context(client_context) if client_context is not None else None
     events = _read_events(event)
@@ -213,14 +222,16 @@ def _invoke_handler(fn: LocalFunction, logs: _LogTail):
 @click.option("--port", type=int, default=9000, show_default=True,
               help="Port of the invoke endpoint on --host (0 picks a free one).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-def run_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name, verbose, no_sandbox, port, host) -> None:
+def run_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name, verbose, no_sandbox, image, rootfs,
+            host_files, port, host) -> None:
     """Keep the function warm and accept invocations like AWS's emulator.
 
     \b
     layerpack run ./layer --function ./fn --port 9000 &
     curl -d '{"n": 1}' http://127.0.0.1:9000/2015-03-31/functions/function/invocations
     """
-    config = _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox)
+    config = _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox,
+                     image, rootfs, host_files)
     config.validate()
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: not a port number")

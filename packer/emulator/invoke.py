@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer import runtime as runtime_mod
-from packer.emulator import memory, rootfs, sandbox, staging
+from packer.emulator import memory, rootfs, sandbox, staging, userland
 from packer.emulator.server import (MAX_PAYLOAD, Invocation, Outcome, RuntimeAPIServer, RuntimeState,
                                     payload_type)
 from packer.errors import EmulatorError, UsageError
@@ -79,7 +79,7 @@ RESERVED_ENV = frozenset({
 })
 _ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 _MISSING_LIB = re.compile(r"error while loading shared libraries: (\S+): cannot open shared object file")
-_EXEC_FAIL = re.compile(r"^bwrap: execvp (\S+): (.*)$")
+_EXEC_FAIL = re.compile(r"^(?:bwrap: execvp|setpriv: failed to execute) (\S+): (.*)$")
 _SIGNALS = {signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted", signal.SIGKILL: "killed",
             signal.SIGTERM: "terminated", signal.SIGBUS: "bus error", signal.SIGILL: "illegal instruction",
             signal.SIGFPE: "floating point exception"}
@@ -100,8 +100,16 @@ class FunctionConfig:
     region: str = "us-east-1"
     sandbox: bool = True
     cache: Path | None = None
+    image: str | None = None  # --image REF: run on that image's root file system
+    rootfs: Path | None = None  # --rootfs DIR|TAR
+    use_cached_image: bool = True  # no --image: use the runtime's base image if already cached
+    unprivileged: bool = True  # run the bootstrap as sbx_user1051 (uid 993), as Lambda does
 
     def validate(self) -> None:
+        if self.image is not None and self.rootfs is not None:
+            raise UsageError("--image and --rootfs both name a root file system; give one")
+        if (self.image is not None or self.rootfs is not None) and not self.sandbox:
+            raise UsageError("--image/--rootfs need the sandbox", hint="drop --no-sandbox")
         if not self.layers and self.function is None:
             raise UsageError("nothing to run", hint="give a layer (directory, zip or bootstrap file) or --function")
         if not 0 < self.timeout <= 900:
@@ -295,6 +303,8 @@ class LocalFunction:
         self._last_peak = 0  # memory peak of the last process, read before its cgroup goes away
         self._scratch = Path(tempfile.mkdtemp(prefix="layerpack-run-"))
         self.server: RuntimeAPIServer | None = None
+        self.image: userland.CachedImage | None = None  # the image root in use, None: host files
+        self.drop: Path | None = None
         try:
             self._prepare()
         except BaseException:
@@ -314,17 +324,13 @@ class LocalFunction:
             reason = sandbox.probe()
             if reason:
                 raise EmulatorError(reason, hint="or run with --no-sandbox (host libraries and commands visible)")
-            plan = rootfs.plan_root(self.rt)
-            self.root = rootfs.materialize(plan, cfg.cache)
-            if plan.missing_libs:
-                self.notes.append(finding(HOST_LACKS_LIBS, "/usr/lib64",
-                                          f"{len(plan.missing_libs)} of {len({Path(p).name for p in self.rt.libs.entries})} "
-                                          f"library names of {self.rt.name} have no host copy",
-                                          missing=list(plan.missing_libs)))
-            if plan.missing_commands:
-                self.notes.append(finding(HOST_LACKS_COMMANDS, "/usr/bin",
-                                          f"{len(plan.missing_commands)} commands of {self.rt.name} have no host copy",
-                                          missing=list(plan.missing_commands)))
+            self.image = userland.resolve(cfg.image, cfg.rootfs, self.rt, self.log,
+                                          use_cached_default=cfg.use_cached_image)
+            self.drop = rootfs.uid_helper(cfg.cache) if cfg.unprivileged else None
+            if self.image is not None:
+                self.root = self.image.root
+            else:
+                self._host_root()
         else:
             self.root = self._scratch
             self.notes.append(finding(NO_SANDBOX, "/", "--no-sandbox: the bootstrap runs on the host with the "
@@ -334,7 +340,7 @@ class LocalFunction:
                 self.task.mkdir()
         host_glibc = _host_glibc()
         ceiling = self.rt.ceiling("GLIBC")
-        if host_glibc and ceiling and host_glibc > ceiling:
+        if self.image is None and host_glibc and ceiling and host_glibc > ceiling:
             self.notes.append(finding(NEWER_GLIBC, "/usr/lib64/libc.so.6",
                                       f"host glibc {'.'.join(map(str, host_glibc))} stands in for the runtime's "
                                       f"{'.'.join(map(str, ceiling))}"))
@@ -344,11 +350,29 @@ class LocalFunction:
         self.state.on_answer = self._answered
         self.server = RuntimeAPIServer(self.state)
 
+    def _host_root(self) -> None:
+        """The runtime rebuilt from host files (rootfs.plan_root), and what the host could not supply."""
+        plan = rootfs.plan_root(self.rt)
+        self.root = rootfs.materialize(plan, self.config.cache)
+        hint = userland.host_hint(self.rt)
+        if hint:
+            self.log(hint)
+        if plan.missing_libs:
+            self.notes.append(finding(HOST_LACKS_LIBS, "/usr/lib64",
+                                      f"{len(plan.missing_libs)} of {len({Path(p).name for p in self.rt.libs.entries})} "
+                                      f"library names of {self.rt.name} have no host copy",
+                                      missing=list(plan.missing_libs)))
+        if plan.missing_commands:
+            self.notes.append(finding(HOST_LACKS_COMMANDS, "/usr/bin",
+                                      f"{len(plan.missing_commands)} commands of {self.rt.name} have no host copy",
+                                      missing=list(plan.missing_commands)))
+
     def environment(self) -> dict[str, str]:
         """Lambda's environment for the bootstrap (docs/lambda.md, "The environment a function starts with")."""
         cfg = self.config
         stream = time.strftime("%Y/%m/%d") + "/[$LATEST]" + uuid.uuid4().hex
-        env = {
+        env = dict(self.image.env) if self.image is not None else {}
+        env |= {
             "AWS_LAMBDA_RUNTIME_API": self.server.address if self.server else "127.0.0.1:9001",
             "_HANDLER": cfg.handler,
             "LAMBDA_TASK_ROOT": sandbox.TASK_ROOT,
@@ -386,9 +410,13 @@ class LocalFunction:
         meter = memory.meter(self.config.memory)
         if self.config.sandbox:
             spec = sandbox.SandboxSpec(root=self.root, opt=self.opt, task=self.task, command=(self.bootstrap.path,),
-                                       env=self.environment(), usr_merge=self.rt.usr_merge)
+                                       env=self.environment(), usr_merge=self.rt.usr_merge,
+                                       image=self.image is not None, drop=self.drop,
+                                       unprivileged=self.config.unprivileged)
             argv = sandbox.bwrap_argv(spec, sandbox.bwrap_path() or "bwrap")
-            self.log(f"INIT_START Runtime Version: {self.rt.name} ({self.rt.arch}, layerpack sandbox)")
+            where = ("layerpack sandbox" if self.image is None
+                     else "layerpack sandbox on " + userland.describe(self.image, self.config.image, self.config.rootfs))
+            self.log(f"INIT_START Runtime Version: {self.rt.name} ({self.rt.arch}, {where})")
             return _Process(argv, meter, self.log, {}, None)
         host = self._host_bootstrap()
         self.log(f"INIT_START Runtime Version: {self.rt.name} (NO SANDBOX: host view)")

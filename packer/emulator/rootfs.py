@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packer.cachedir import cache_dir
 from packer.elf.hostlibs import HostLibraries
 from packer.elf.patcher import Patch, Patcher, PatchelfPatcher
 from packer.elf.reader import read_path, sniff
@@ -36,7 +37,8 @@ from packer.runtime import Runtime
 
 PRIVATE = "/.layerpack"  # the commands' own world inside the sandbox
 PRIVATE_LIB = PRIVATE + "/lib"
-CACHE_FORMAT = 1
+DROP = PRIVATE + "/uid"  # the uid-changing helper (uid_helper), bound here by the sandbox
+CACHE_FORMAT = 2
 
 # Amazon Linux's /bin/sh is bash (so `source` works under #!/bin/sh, as the AWS example relies on).
 COMMAND_ALIASES = {"sh": "bash"}
@@ -209,11 +211,7 @@ def _host_arch() -> str:
 
 def cache_root() -> Path:
     """Where rebuilt roots are kept (`LAYERPACK_CACHE_DIR`, else XDG cache)."""
-    env = os.environ.get("LAYERPACK_CACHE_DIR")
-    if env:
-        return Path(env) / "emulator"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "layerpack" / "emulator"
+    return cache_dir("emulator")
 
 
 def _patcher() -> Patcher:
@@ -280,7 +278,7 @@ def materialize(plan: RootPlan, cache: Path | None = None) -> Path:
                 _place(cmd.host, dst)
         for soname, host in plan.private_libs:
             _place(host, work / PRIVATE_LIB.lstrip("/") / soname)
-        for d in ("usr/lib64", "usr/bin", "usr/sbin", "usr/lib", "etc", PRIVATE_LIB.lstrip("/")):
+        for d in ("usr/lib64", "usr/bin", "usr/sbin", "usr/lib", "etc", PRIVATE_LIB.lstrip("/"), DROP.lstrip("/")):
             (work / d).mkdir(parents=True, exist_ok=True)
         for name, text in _ETC.items():
             (work / "etc" / name).write_text(text)
@@ -295,6 +293,49 @@ def materialize(plan: RootPlan, cache: Path | None = None) -> Path:
         try:
             os.rename(work, out)
         except OSError:  # another builder won the race; theirs is as good as ours
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out
+
+
+def uid_helper(cache: Path | None = None) -> Path | None:
+    """A directory with the host's `setpriv`, its libraries and the host loader (as `lib/ld.so`).
+
+    The sandbox starts it as `DROP/lib/ld.so --library-path DROP/lib DROP/setpriv …`, so it runs
+    on the host's glibc whatever the image's is, then execs the bootstrap as sbx_user1051 (the
+    bootstrap gets the sandbox's own loader and environment). None when the host has no setpriv."""
+    setpriv = shutil.which("setpriv") or ("/usr/bin/setpriv" if os.path.exists("/usr/bin/setpriv") else None)
+    if setpriv is None:
+        return None
+    setpriv = os.path.realpath(setpriv)
+    try:
+        interp = read_path(setpriv).interp
+    except (ElfError, OSError):
+        return None
+    if not interp:
+        return None
+    hl = HostLibraries(host_machine(), 64)
+    libs: dict[str, str] = {}
+    _closure([setpriv], hl, libs, set())
+    files = [("setpriv", setpriv), ("lib/ld.so", os.path.realpath(interp))]
+    files += [(f"lib/{soname}", host) for soname, host in sorted(libs.items())]
+    key = hashlib.sha256("|".join(f"{d}={h}:{_identity(h)}" for d, h in files).encode()).hexdigest()[:20]
+    base = cache or cache_root()
+    out = base / f"uid-{key}"
+    if (out / ".complete").is_file():
+        return out
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".uid-", dir=base))
+    try:
+        os.chmod(work, 0o755)
+        for dest, host in files:
+            _place(host, work / dest)
+        (work / ".complete").touch()
+        try:
+            os.rename(work, out)
+        except OSError:  # a concurrent builder won
             shutil.rmtree(work, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
