@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "layers": ("packer.cli.layers", "List, inspect and delete published layer versions."),
     "invoke": ("packer.cli.run", "Run a layer's bootstrap the way Lambda would and send it events."),
     "run": ("packer.cli.run", "Keep a layer's bootstrap warm behind a local invoke endpoint."),
+    "image": ("packer.cli.image", "Pull Lambda base images (or any OCI image) into the cache for invoke --image."),
     "wrap": ("packer.cli.wrap", "Make a program that answers JSON lines on stdin a warm Lambda function."),
     "runtimes": ("packer.cli.runtimes", "List the Lambda runtimes layerpack models, with the date of each dump."),
     "codes": ("packer.cli.runtimes", "List every finding code with its severity, meaning and usual fix."),

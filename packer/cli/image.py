@@ -8,6 +8,7 @@ import sys
 import click
 
 from packer import runtime as runtime_mod
+from packer.cli import options
 from packer.cli.base import main
 from packer.images import PullProgress, Store, pull
 from packer.images.store import CachedImage
@@ -63,8 +64,7 @@ def image_group() -> None:
 
 @image_group.command("pull")
 @click.argument("ref")
-@click.option("--arch", type=click.Choice(runtime_mod.ARCHES), default=None,
-              help="Which platform of a multi-arch image (default: this host's).")
+@options.arch(help="Which platform of a multi-arch image (default: this host's).")
 def pull_cmd(ref: str, arch: str | None) -> None:
     """Pull REF: a runtime name (provided.al2023, python3.12, …) or HOST[:PORT]/REPO[:TAG|@sha256:…].
 
@@ -82,7 +82,7 @@ def _row(img: CachedImage) -> str:
 
 
 @image_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help=f"Machine-readable output (schema {SCHEMA_LIST}).")
+@options.json_output
 def list_cmd(as_json: bool) -> None:
     """The images in the cache (no network)."""
     store = Store()

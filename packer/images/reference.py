@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from packer._compat import tomllib
 from packer.errors import ImageError, UsageError
-from packer.runtime import rules_dir
+from packer.datafiles import rule_file
 
 _REPO = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
@@ -64,7 +64,7 @@ def is_loopback(registry: str) -> bool:
 @functools.lru_cache(maxsize=1)
 def runtime_images() -> dict[str, str]:
     """Runtime name -> AWS base image reference (rules/images.toml)."""
-    path = rules_dir() / "images.toml"
+    path = rule_file("images.toml")
     try:
         return dict(tomllib.loads(path.read_text(encoding="utf-8"))["image"])
     except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
