@@ -35,7 +35,8 @@ PIPE_WIDTH = 10_000
 
 # --json documents: name -> version. A field removed or changed in meaning bumps the version.
 SCHEMAS = {"analyze": 1, "vendor": 1, "slim": 1, "build": 1, "check": 1, "publish": 1, "layers-list": 1,
-           "layers-versions": 1, "layers-delete": 1, "invoke": 1, "runtimes": 1, "codes": 1, "wrap": 1}
+           "layers-versions": 1, "layers-delete": 1, "invoke": 1, "runtimes": 1, "codes": 1, "wrap": 1,
+           "image-list": 1}
 
 
 def schema_id(name: str) -> str:

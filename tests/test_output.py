@@ -61,6 +61,7 @@ def _cases(tmp: Path, tree: Path) -> dict[str, tuple[str, ...]]:
         "wrap": ("wrap", str(tree / "bin" / "prog"), "--out", str(tmp / "w"), "--dry-run"),
         "runtimes": ("runtimes",),
         "codes": ("codes",),
+        "image-list": ("image", "list"),
     }
 
 

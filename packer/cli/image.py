@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -12,8 +11,7 @@ from packer.cli import options
 from packer.cli.base import main
 from packer.images import PullProgress, Store, pull
 from packer.images.store import CachedImage
-
-SCHEMA_LIST = "layerpack.image-list/1"
+from packer.render import emit_json
 
 
 class BarProgress(PullProgress):
@@ -88,8 +86,7 @@ def list_cmd(as_json: bool) -> None:
     store = Store()
     imgs = store.images()
     if as_json:
-        click.echo(json.dumps({"schema": SCHEMA_LIST, "cache": str(store.base),
-                               "images": [i.to_json() for i in imgs]}))
+        emit_json("image-list", {"cache": str(store.base), "images": [i.to_json() for i in imgs]})
         return
     if not imgs:
         click.echo(f"no images in {store.base} (layerpack image pull provided.al2023)", err=True)
