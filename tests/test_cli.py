@@ -94,6 +94,11 @@ def test_usage_errors_are_one_line_in_one_style(args: tuple[str, ...]) -> None:
     assert len(lines) == 1 and lines[0].startswith("layerpack: error: ") and "Usage:" not in res.stderr, res.stderr
 
 
+def test_no_command_shows_the_help_not_an_error() -> None:
+    res = run_cli()
+    assert "Commands:" in res.stdout + res.stderr and "layerpack: error" not in res.stderr
+
+
 def test_old_option_spellings_still_work_with_a_note(tmp_path: Path) -> None:
     (tmp_path / "l").mkdir()
     (tmp_path / "l" / "f").write_text("x")

@@ -94,6 +94,11 @@ class LayerpackGroup(click.Group):
         the same one-line style as layerpack's: `layerpack: error: …`, exit 2."""
         try:
             rv = super().main(args, prog_name or "layerpack", complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS as exc:  # `layerpack` or `layerpack layers` alone: the help, as click shows it
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             if not standalone_mode:
                 raise
@@ -111,6 +116,9 @@ class LayerpackGroup(click.Group):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else EXIT_CLEAN)
+
+
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 def _usage_error(exc: click.UsageError) -> int:

@@ -17,8 +17,6 @@ from packer.package import CheckReport, check
 from packer.render import console, emit_json, human_bytes, print_findings
 from packer.zipwrite import BACKENDS
 
-PROGRESS_MIN = 16 << 20  # below this a progress bar only flickers
-
 
 def sorted_findings(findings: list[Finding]) -> list[Finding]:
     """Errors first, then by code and path."""

@@ -29,23 +29,13 @@ from packer.findings import Finding, Severity
 from packer.render import emit_json, print_findings
 
 
-def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--env {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
-
-
 def _common(fn):
     decorators = [
         click.argument("layers", nargs=-1, type=click.Path(path_type=Path)),
         click.option("--function", "function", type=click.Path(path_type=Path),
                      help="Function code (directory or zip), mounted at /var/task."),
         click.option("--handler", default="function.handler", show_default=True, help="Sets _HANDLER."),
-        click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Extra environment variable (repeatable)."),
+        options.env("Extra environment variable of the function (repeatable)."),
         click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
                      help="Seconds before an invocation is killed (the process restarts on the next invoke)."),
         click.option("--memory", type=int, default=DEFAULT_MEMORY, show_default=True,
@@ -71,7 +61,7 @@ def _common(fn):
 def _config(layers, function, handler, env, timeout, memory, runtime, arch, name, no_sandbox,
             image=None, rootfs=None, host_files=False) -> FunctionConfig:
     return FunctionConfig(layers=list(layers), function=function, runtime=runtime, arch=arch, handler=handler,
-                          env=_env_pairs(env), timeout=timeout, memory=memory, name=name, sandbox=not no_sandbox,
+                          env=env, timeout=timeout, memory=memory, name=name, sandbox=not no_sandbox,
                           image=image, rootfs=rootfs, use_cached_image=not host_files)
 
 

@@ -125,9 +125,6 @@ class SlimPlan:
     def after_bytes(self) -> int:
         return self.before_bytes - self.saved_bytes
 
-    def removed_paths(self) -> list[str]:
-        return [a.path for a in self.actions if a.op == REMOVE]
-
     def to_json(self) -> dict:
         return {
             "input": self.root, "profile": self.profile, "tier": self.tier, "mount_path": self.mount_path,
