@@ -102,7 +102,7 @@ def _flavor(runtime: str) -> str:
 
 
 def plan(program: str | Path, out: str | Path, *, args: tuple[str, ...] = (), runtime: str | None = None,
-         arch: str = "x86_64", stderr_mode: str = "fail", force: bool = False) -> WrapPlan:
+         arch: str = "x86_64", stderr_mode: str = "fail", force: bool = False, ready_line: str = "") -> WrapPlan:
     """What `wrap` would write. Reads the program and the output directory; writes nothing.
 
     The program is copied to `bin/NAME` unless it already lies inside OUT (say, a tree `vendor`
@@ -144,7 +144,9 @@ def plan(program: str | Path, out: str | Path, *, args: tuple[str, ...] = (), ru
         mode = src.stat().st_mode & 0o777
         files.append(WrapFile(program_rel, (mode | 0o755) if mode & 0o111 or _looks_runnable(src) else mode | 0o644,
                               source=src))
-    text = (render_bootstrap(program_rel, args, stderr_mode) if flavor == "bootstrap"
+    if ready_line and flavor != "bootstrap":
+        raise UsageError("--ready-line is for the provided.* bootstrap", hint="the nodejs handler has no init wait")
+    text = (render_bootstrap(program_rel, args, stderr_mode, ready_line) if flavor == "bootstrap"
             else render_node_handler(program_rel, args, stderr_mode))
     files.append(WrapFile(entry, 0o755 if flavor == "bootstrap" else 0o644, text=text))
     return WrapPlan(out=out, runtime=runtime, flavor=flavor, program_rel=program_rel, args=tuple(args),
@@ -204,10 +206,11 @@ _ERROR_TYPES = {"@ERR_NOT_FOUND@": ERR_NOT_FOUND, "@ERR_BAD_EVENT@": ERR_BAD_EVE
                 "@ERR_NOT_JSON@": ERR_NOT_JSON, "@ERR_STDERR@": ERR_STDERR}
 
 
-def render_bootstrap(program_rel: str, args: tuple[str, ...] = (), stderr_mode: str = "fail") -> str:
+def render_bootstrap(program_rel: str, args: tuple[str, ...] = (), stderr_mode: str = "fail", ready_line: str = "") -> str:
     """The bash bootstrap for provided.* runtimes (text only; pure)."""
     return _fill(_template("wrap-bootstrap.sh"), {
         "@PROGRAM@": shlex.quote(program_rel), "@ARGS@": " ".join(shlex.quote(a) for a in args),
+        "@READY_LINE@": shlex.quote(ready_line),
         "@STDERR_FAILS@": "1" if stderr_mode == "fail" else "0", **_ERROR_TYPES})
 
 

@@ -211,3 +211,51 @@ def test_node_handler_keeps_one_program_and_reports_errors(program, tmp_path):
     assert rows[0] == {"n": 1} and rows[1] == {"n": 2} and rows[3] == {"n": 1}
     assert [rows[i]["errorType"] for i in (2, 4, 5)] == ["Stdio.ProgramExited", "Stdio.NotJson", "Stdio.Stderr"]
     assert rows[6] == {"t": "a\nb"}
+
+
+SLOW_START = """#!/bin/bash
+# busy start-up (a sleeping start-up would look ready), timed by itself; then answers with that time
+start=$EPOCHREALTIME
+for ((i = 0; i < 60000; i++)); do :; done
+spin=$(( (${EPOCHREALTIME/./} - ${start/./}) / 1000 ))
+echo "warming up" && echo READY
+while IFS= read -r line; do printf '{"spin_ms":%d}\\n' "$spin"; done
+"""
+
+
+@pytest.mark.parametrize("ready", [["--ready-line", "READY"], []])
+def test_program_start_up_is_counted_in_init_not_in_the_first_event(tmp_path, ready):
+    """Judged by the program's own clock: Init Duration must contain its start-up; the ready line
+    (and what came before it) is never taken for an answer."""
+    prog = tmp_path / "slow.sh"
+    prog.write_text(SLOW_START if ready else SLOW_START.replace('echo "warming up" && echo READY\n', ""))
+    prog.chmod(0o755)
+    out = tmp_path / "layer"
+    assert run_cli("wrap", str(prog), "--out", str(out), *ready).returncode == 0
+    rows, proc = invoke(out, [{"a": 1}], tmp_path, "--timeout", "60")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    spin = payloads(rows)[0]["spin_ms"]
+    assert rows[0]["report"]["initDurationMs"] >= spin > 0
+
+
+def test_missing_interpreter_fails_init_with_program_not_found_and_exit_127(tmp_path):
+    prog = tmp_path / "needs-python.py"
+    prog.write_text("#!/usr/bin/python9.9\nprint('never')\n")
+    prog.chmod(0o755)
+    out = tmp_path / "layer"
+    assert run_cli("wrap", str(prog), "--out", str(out)).returncode == 0
+    rows, proc = invoke(out, [{}], tmp_path)
+    assert proc.returncode == 1
+    text = proc.stdout + proc.stderr
+    assert "Stdio.ProgramNotFound" in text and "exit status 127" in text and "signal" not in text
+
+
+def test_exit_status_is_reported_as_the_program_ended(tmp_path):
+    prog = tmp_path / "quits.sh"
+    prog.write_text("#!/bin/bash\nread -r line\nexit 127\n")
+    prog.chmod(0o755)
+    out = tmp_path / "layer"
+    assert run_cli("wrap", str(prog), "--out", str(out)).returncode == 0
+    rows, _ = invoke(out, [{}], tmp_path)
+    err = payloads(rows)[0]
+    assert err["errorType"] == "Stdio.ProgramExited" and "(exit status 127)" in err["errorMessage"]

@@ -19,11 +19,14 @@ from packer.render import console, emit_json, human_bytes
 @options.arch(default="x86_64", help="Target architecture (only used to read the runtime's command list).")
 @click.option("--stderr", "stderr_mode", type=click.Choice(["fail", "log"]), default="fail", show_default=True,
               help="fail: output on stderr while handling an event makes it an invocation error; log: only logged.")
+@click.option("--ready-line", default="", metavar="TEXT",
+              help="A line the program prints on stdout once it is ready: init waits for it (default: until the "
+                   "program and its children all sleep, waiting for input).")
 @click.option("--force", is_flag=True, help="Replace an existing bootstrap/index.mjs or bin/PROGRAM.")
 @options.dry_run
 @options.json_output
 def wrap_cmd(program: str, args: tuple[str, ...], out: str, runtime: str, arch: str, stderr_mode: str,
-             force: bool, dry_run: bool, as_json: bool) -> None:
+             ready_line: str, force: bool, dry_run: bool, as_json: bool) -> None:
     """Wrap PROGRAM (reads one JSON line per event on stdin, answers one JSON line on stdout) as a
     Lambda custom runtime that starts it once and keeps it warm. ARGS after `--` are passed to it.
 
@@ -35,7 +38,7 @@ def wrap_cmd(program: str, args: tuple[str, ...], out: str, runtime: str, arch: 
     from packer import wrap
 
     plan = wrap.plan(program, out, args=args, runtime=runtime, arch=arch,
-                     stderr_mode=stderr_mode, force=force)
+                     stderr_mode=stderr_mode, force=force, ready_line=ready_line)
     if not dry_run:
         wrap.apply(plan)
     if as_json:

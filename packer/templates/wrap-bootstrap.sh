@@ -2,7 +2,10 @@
 # Lambda custom runtime written by `layerpack wrap` (stdio adapter). Edit freely, or regenerate with
 #   layerpack wrap PROGRAM --out DIR --force
 #
-# The program below is started once per execution environment and kept running. For each event it
+# The program below is started during init and kept running; init ends when it is ready (it printed
+# the ready line, if one is set; else it is asleep, waiting for input), so its start-up counts in
+# Init Duration and not in the first event's Duration. A program that cannot start fails init
+# (Stdio.ProgramNotFound if its file or its #! interpreter is missing). For each event it
 # gets ONE line on stdin: the event's JSON, with its line breaks turned into spaces (valid JSON
 # never has a raw line break inside a string, so this changes only whitespace). It must answer with
 # ONE line on stdout (and flush it): a JSON value, which becomes the response. Anything else
@@ -20,6 +23,7 @@ LC_ALL=C                         # (not exported) bash's own string operations w
 program=@PROGRAM@
 args=(@ARGS@)
 stderr_fails=@STDERR_FAILS@
+ready_line=@READY_LINE@          # empty: ready once the program and its children all sleep
 here=${BASH_SOURCE[0]%/*}        # /opt for a layer, /var/task for a function
 case $program in /*) ;; *) program=$here/$program ;; esac
 api=http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime
@@ -27,6 +31,7 @@ tmp=${TMPDIR:-/tmp}/layerpack-wrap.$$
 log_fd=2                         # the function's log stream
 number_re='^-?[0-9]+([.][0-9]+)?([eE][+-]?[0-9]+)?$'
 err_total=0
+exec {nap}<> <(:)                # `read -t` on this never-written pipe: a sleep without a process
 
 json_escape() {                  # -> REPLY: $1 as the inside of a JSON string (no subshell)
   local s=${1:0:8192}
@@ -85,17 +90,77 @@ start_program() {
   exec {to}>&"${PROGRAM_PROC[1]}" {from}<&"${PROGRAM_PROC[0]}"
 }
 
-reap_program() {                 # -> how: why it ended
-  local status
+alive() {                        # is the program still running (not exited, not a zombie)?
+  local stat
+  { IFS= read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  stat=${stat%% *}
+  [[ $stat != Z && $stat != X ]]
+}
+
+reap_program() {                 # -> how, status: why it ended, as it ended
+  local n=0
   exec {to}>&- {from}<&- {errfd}<&-
-  kill "$pid" 2>/dev/null
+  while alive && ((n < 100)); do  # with its stdin closed it may well exit by itself: wait up to 1 s
+    read -r -t 0.01 -u "$nap" _
+    n=$((n + 1))
+  done
+  alive && kill "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   status=$?
   how="exit status $status"
   if [[ $status -gt 128 ]]; then
-    status=$((status - 128))
-    how="killed by signal $status"
+    how="killed by signal $((status - 128))"
   fi
+}
+
+all_asleep() {                   # the program and every process below it sleep (S) right now
+  local p stat kids k
+  local queue=("$pid")
+  while ((${#queue[@]})); do
+    p=${queue[0]}
+    queue=("${queue[@]:1}")
+    { IFS= read -r stat <"/proc/$p/stat"; } 2>/dev/null || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} == S ]] || return 1
+    kids=
+    { IFS= read -r kids <"/proc/$p/task/$p/children"; } 2>/dev/null
+    for k in $kids; do queue+=("$k"); done
+  done
+}
+
+wait_ready() {                   # init: until the program is ready; if it ends first, init fails
+  local line n=0 asleep=0 type
+  if [[ -n $ready_line ]]; then
+    while IFS= read -r -u "$from" line; do
+      [[ ${line%$'\r'} == "$ready_line" ]] && return 0
+      printf '%s\n' "$line" >&"$log_fd"   # what it prints before it is ready only goes to the logs
+    done
+  else
+    while alive && ((n < 900)); do  # 10 ms steps, at most 9 s (Lambda's init phase lasts 10 s)
+      if all_asleep; then
+        asleep=$((asleep + 1))
+        ((asleep >= 3)) && return 0
+      else
+        asleep=0
+      fi
+      read -r -t 0.01 -u "$nap" _
+      n=$((n + 1))
+    done
+    alive && return 0            # still busy after 9 s: the first event waits for it
+  fi
+  drain_stderr
+  reap_program
+  if [[ $status == 126 || $status == 127 ]]; then  # the shell's "cannot execute" / "not found"
+    type=@ERR_NOT_FOUND@
+    how="$program could not be started ($how)"
+  else
+    type=@ERR_EXITED@
+    how="the program ended during init ($how)"
+  fi
+  json_escape "$how${errtext:+: $errtext}"
+  post init/error "$type" <<<"{\"errorType\":\"$type\",\"errorMessage\":\"$REPLY\"}"
+  exit 1
 }
 
 if [[ ! -f $program || ! -x $program ]]; then
@@ -104,6 +169,7 @@ if [[ ! -f $program || ! -x $program ]]; then
   exit 1
 fi
 start_program
+wait_ready
 
 while :; do
   curl -sS -o "$tmp.event" -D "$tmp.headers" "$api/invocation/next" || exit 1
