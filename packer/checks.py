@@ -53,6 +53,12 @@ UNREADABLE = define("LP419", Severity.ERROR, "entry could not be read", "fix its
 SCRIPT_INTERPRETER = define("LP426", Severity.WARNING, "executable script's #! interpreter is not on the runtime",
                             "if this script is run on Lambda it fails with 'No such file or directory': ship the interpreter "
                             "in the layer's bin/, or change the #! line")
+HARDCODED_ROOT = define("LP427", Severity.ERROR, "launcher script hard-codes a path that exists neither on the runtime nor in the layer",
+                        "the tree was installed for another prefix: `layerpack slim --profile erlang --mount-path /opt` rewrites "
+                        "OTP's ROOTDIR for where Lambda mounts the layer; otherwise derive the path from the script's own location")
+HARDCODED_ROOT_OTHER = define("LP428", Severity.WARNING, "executable script hard-codes a path that exists neither on the runtime nor in the layer",
+                              "if it is run on Lambda it fails: relocate the tree for its mount point "
+                              "(`layerpack slim --mount-path`), or derive the path from the script's own location")
 LIB64_DIR = define("LP420", Severity.WARNING, "lib64/ is not on Lambda's library path",
                    "move the libraries to lib/ (/opt/lib is on LD_LIBRARY_PATH; /opt/lib64 is not)")
 PYTHON_LAYOUT = define("LP421", Severity.ERROR, "python layer code is not under python/",
@@ -129,9 +135,63 @@ def _script_interpreters(tree: Tree, fs: LambdaFS, mount: str, started: tuple[st
         if not head.startswith(b"#!"):
             continue
         is_started = posixpath.join(mount, e.path) in started
-        found, _program = interpreter_findings(e.path, head, fs, None if is_started else SCRIPT_INTERPRETER)
+        found, program = interpreter_findings(e.path, head, fs, None if is_started else SCRIPT_INTERPRETER)
         out.extend(f for f in found if is_started or f.code != WINDOWS_SCRIPT.code)
+        if program is not None and posixpath.basename(program) in _SHELLS:
+            out.extend(_hardcoded_paths(tree, e.path, fs, is_started))
     return out
+
+
+# `NAME=/abs/path` assignments that name where a tree lives (Debian's bin/erl: ROOTDIR, BINDIR)
+_ROOT_VAR = re.compile(r"^\s*(?:export\s+)?([A-Z_]*(?:ROOT|DIR|HOME|PREFIX)[A-Z_]*)=(\S+)\s*$", re.M)
+_EXEC_LINE = re.compile(r"^\s*exec\s+(\S+)", re.M)
+# Directories every Lambda environment has even though no listed file lies in them.
+_LAMBDA_DIRS = ("/tmp", "/dev", "/proc", "/sys", "/etc", "/var/task", "/var/runtime", "/var/lang", "/opt", "/root", "/home")
+
+
+def _hardcoded_paths(tree: Tree, rel: str, fs: LambdaFS, is_started: bool) -> list[Finding]:
+    """Absolute ROOTDIR=/BINDIR=-style assignments and `exec` targets (with the script's own
+    variables expanded) that point where nothing is on Lambda."""
+    text = tree.read_bytes(rel, limit=256 * 1024).decode("utf-8", "replace")
+    known: dict[str, str] = {}
+    paths: list[str] = []
+    for m in _ROOT_VAR.finditer(text):
+        value = _expand_literal(m.group(2), known)
+        if value is not None:
+            known[m.group(1)] = value
+            paths.append(value)
+    for m in _EXEC_LINE.finditer(text):
+        value = _expand_literal(m.group(1), known)
+        if value is not None:
+            paths.append(value)
+    missing = sorted({p for p in paths if p.startswith("/") and not _exists_on_lambda(fs, p)})
+    if not missing:
+        return []
+    code = HARDCODED_ROOT if is_started else HARDCODED_ROOT_OTHER
+    return [finding(code, rel, f"{rel} uses {', '.join(missing[:3])}, which exists neither on {rt_name(fs)} nor in the layer "
+                    f"as Lambda mounts it: started there it fails with 'No such file or directory'", paths=missing)]
+
+
+def _expand_literal(word: str, known: dict[str, str]) -> str | None:
+    """A shell word with quotes removed and $VAR/${VAR} from `known`; None if anything else is in it."""
+    try:
+        parts = shlex.split(word)
+    except ValueError:
+        return None
+    if len(parts) != 1:
+        return None
+    try:
+        out = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: known[m.group(1) or m.group(2)], parts[0])
+    except KeyError:
+        return None
+    return None if "$" in out or "`" in out else out
+
+
+def _exists_on_lambda(fs: LambdaFS, path: str) -> bool:
+    path = posixpath.normpath(path)
+    if any(path == d or path.startswith(d + "/") and d != "/opt" and d != "/var/task" for d in _LAMBDA_DIRS):
+        return True
+    return fs.exists(path) or fs.runtime_dir(path)
 
 
 def _same_dir(tree: Tree, a: str, b: str) -> bool:

@@ -124,6 +124,12 @@ class LambdaFS:
     def exists(self, path: str) -> bool:
         return self.lookup(path) is not None
 
+    def runtime_dir(self, path: str) -> bool:
+        """Is `path` a directory of the runtime (some listed library or command lies under it)?"""
+        prefix = self.runtime.canonical(path).rstrip("/") + "/"
+        return any(p.startswith(prefix) for p in self.runtime.lib_paths) or \
+            any(p.startswith(prefix) for p in self.runtime.executables)
+
     def which(self, command: str, path_env: tuple[str, ...] | None = None) -> str | None:
         """Where the runtime's PATH finds `command` (layers' bin/ included via /opt/bin)."""
         if "/" in command:

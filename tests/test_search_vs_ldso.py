@@ -444,3 +444,33 @@ def test_env_interpreter_of_a_wrapped_program_must_be_on_lambdas_path(lambda_roo
         assert not ran.ok and "racket" in ran.err, ran
         (f,) = [f for f in errors if f.code == "LP405"]
         assert f.path == "bin/handler.rkt" and f.data["interpreter"] == "racket"
+
+
+@pytest.mark.parametrize("rootdir", ["/usr/lib/erlang", "/opt"])
+def test_launcher_with_a_hard_coded_rootdir_fails_where_nothing_is(lambda_root: Path, tmp_path: Path, rootdir: str) -> None:
+    """Debian's bin/erl, copied into a layer as is: ROOTDIR=/usr/lib/erlang and an exec of
+    $BINDIR/erlexec, which Lambda does not have (erlexec here is a stand-in that says it ran)."""
+    require_tool("erl")
+    erl = Path("/usr/lib/erlang/bin/erl")
+    if not erl.is_file() or "ROOTDIR=/usr/lib/erlang" not in erl.read_text():
+        pytest.skip("not Debian's erlang launcher")
+    text = erl.read_text()
+    erts = re.search(r'BINDIR="\$ROOTDIR/(erts-[^/]+)/bin"', text).group(1)
+    layer = tmp_path / "layer"
+    (layer / "bin").mkdir(parents=True)
+    (layer / erts / "bin").mkdir(parents=True)
+    (layer / "bin" / "erl").write_text(text.replace("ROOTDIR=/usr/lib/erlang", f"ROOTDIR={rootdir}"))
+    (layer / erts / "bin" / "erlexec").write_text("#!/bin/sh\necho erlexec-ran\n")
+    (layer / "bootstrap").write_text("#!/bin/sh\nexec /opt/bin/erl -noshell\n")
+    for f in (layer / "bin" / "erl", layer / erts / "bin" / "erlexec", layer / "bootstrap"):
+        f.chmod(0o755)
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    report = analyze(layer)
+    if rootdir == "/opt":
+        assert ran.ok and ran.out == "erlexec-ran", ran
+        assert not report.errors, [f.message for f in report.findings]
+    else:
+        assert not ran.ok and "erlexec" in ran.err, ran
+        (f,) = [f for f in report.findings if f.code == "LP427"]
+        assert f.path == "bin/erl" and any(p.endswith("/erlexec") for p in f.data["paths"])
+        assert "--mount-path" in f.hint
