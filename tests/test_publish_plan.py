@@ -160,6 +160,31 @@ def test_corrupt_member_is_found_by_its_crc(tmp_path):
     assert "CRC" in inspect_archive(z).corrupt
 
 
+def test_each_member_is_inflated_once_for_the_crc_check_and_the_elf_headers(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    from tests.conftest import require_tool
+
+    src = tmp_path / "src"
+    (src / "lib").mkdir(parents=True)
+    for lib in ("libz.so.1", "libatomic.so.1"):
+        shutil.copy2(Path("/lib/x86_64-linux-gnu") / lib, src / "lib" / lib)
+    (src / "lib" / "libz.so").symlink_to("libz.so.1")
+    (src / "README").write_text("text " * 500)
+    z = tmp_path / "layer.zip"
+    subprocess.run([require_tool("zip"), "-qry", str(z), "."], cwd=src, check=True)
+    opened: list[str] = []
+    original = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: opened.append(
+        getattr(name, "filename", name)) or original(self, name, *a, **k))
+    archive = inspect_archive(z)
+    assert archive.corrupt is None and archive.architectures == ("x86_64",)
+    assert sorted(archive.elf_machines["x86_64"]) == ["lib/libatomic.so.1", "lib/libz.so.1"]
+    assert {n: opened.count(n) for n in set(opened)} == {"lib/libz.so.1": 1, "lib/libatomic.so.1": 1, "README": 1,
+                                                        "lib/libz.so": 1}  # the link: its target, read once
+
+
 # -- snippets and deletion choice --------------------------------------------------------------------
 
 def test_cloudformation_snippet_for_several_regions_uses_a_mapping():
