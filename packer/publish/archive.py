@@ -116,8 +116,11 @@ def _read_members(tree, test: bool, machines: dict[str, list[str]], unreadable: 
             with tree.open(entry.path) as fh:
                 head = fh.read(4)
                 if head == ELF_MAGIC and entry.size >= 52:  # smaller than any ELF header otherwise
-                    data = head + fh.read(MAX_MEMBER_READ)
-                    fh.read(1)  # at the end: the CRC is checked
+                    parts, got = [head], len(head)
+                    while got <= MAX_MEMBER_READ and (chunk := fh.read(1 << 20)):  # to the end: CRC checked
+                        parts.append(chunk)
+                        got += len(chunk)
+                    data = b"".join(parts)
                 elif test:
                     while fh.read(1 << 20):
                         pass
