@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from packer.images.registry import OCI_MANIFEST, RegistryClient, sha256_digest
+from packer.images.registry import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient, sha256_digest
 from tests.conftest import require_tool
 
 MIRROR = os.environ.get("LAYERPACK_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -43,12 +43,14 @@ def _free_port() -> int:
 
 @dataclass
 class Registry:
-    """One docker-registry process serving `data` on 127.0.0.1 (start/stop as a test needs)."""
+    """One docker-registry process serving `data` on 127.0.0.1 (start/stop as a test needs).
+    With `auth`, the registry demands bearer tokens from that TokenIssuer (Docker's token flow)."""
 
     data: Path
     workdir: Path
     port: int = 0
     proc: subprocess.Popen | None = None
+    auth: TokenIssuer | None = None
 
     @property
     def address(self) -> str:
@@ -62,14 +64,14 @@ class Registry:
             config.write_text(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
                 f"storage:\n  filesystem:\n    rootdirectory: {self.data}\n  delete:\n    enabled: true\n"
-                f"http:\n  addr: 127.0.0.1:{self.port}\n")
+                f"http:\n  addr: 127.0.0.1:{self.port}\n" + (self.auth.config() if self.auth else ""))
             log = open(self.workdir / f"registry-{self.port}.log", "wb")
             self.proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
             log.close()
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
-                    if requests.get(f"http://{self.address}/v2/", timeout=1).status_code == 200:
+                    if requests.get(f"http://{self.address}/v2/", timeout=1).status_code in (200, 401):
                         return self
                 except requests.RequestException:
                     time.sleep(0.1)
@@ -90,9 +92,95 @@ class Registry:
         return RegistryClient(self.address)
 
 
+class TokenIssuer:
+    """A token service for docker-registry's `auth: token` mode, as ECR Public's works for anonymous
+    pulls: anyone gets a short-lived RS256 JWT for the scope asked, signed by a self-signed certificate
+    the registry trusts (`rootcertbundle`). Runs on its own loopback port in a thread."""
+
+    SERVICE, ISSUER = "layerpack-test-registry", "layerpack-test-issuer"
+
+    def __init__(self, workdir: Path) -> None:
+        import datetime
+        import http.server
+        import threading
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "layerpack test token issuer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(hours=1))
+                     .not_valid_after(now + datetime.timedelta(days=1))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                     .sign(self.key, hashes.SHA256()))
+        self.bundle = workdir / "token-ca.pem"
+        self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self.requests: list[dict] = []
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                from urllib.parse import parse_qs, urlparse
+
+                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                issuer.requests.append({"query": query, "authorization": self.headers.get("Authorization")})
+                body = json.dumps({"token": issuer.token(query.get("scope", ""))}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/token"
+
+    def config(self) -> str:
+        return (f"auth:\n  token:\n    realm: {self.realm}\n    service: {self.SERVICE}\n"
+                f"    issuer: {self.ISSUER}\n    rootcertbundle: {self.bundle}\n")
+
+    def token(self, scope: str) -> str:
+        import base64
+
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        access = []
+        for item in filter(None, scope.split(" ")):
+            kind, _, rest = item.partition(":")
+            repo, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256",
+                  "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
+        claims = {"iss": self.ISSUER, "sub": "", "aud": self.SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{b64(signature)}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def push_image(reg: Registry, repo: str, tag: str, layers: list[bytes], *, arch: str = "amd64",
                env: list[str] | None = None, layer_type: str = "application/vnd.oci.image.layer.v1.tar+gzip",
-               digests: list[str] | None = None) -> str:
+               digests: list[str] | None = None, manifest_type: str = OCI_MANIFEST) -> str:
     """Push an OCI image (config + gzip layers) with the distribution API; returns the manifest digest.
     `digests` overrides what the manifest claims for each layer (to serve a wrong one)."""
     client = reg.client()
@@ -106,11 +194,12 @@ def push_image(reg: Registry, repo: str, tag: str, layers: list[bytes], *, arch:
         real = client.push_blob(repo, blob)
         descs.append({"mediaType": layer_type, "digest": (digests or [None] * len(layers))[i] or real,
                       "size": len(blob)})
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": config_digest, "size": len(config)},
+    config_type = ("application/vnd.docker.container.image.v1+json" if manifest_type == DOCKER_MANIFEST
+                   else "application/vnd.oci.image.config.v1+json")
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": manifest_type,
+                           "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
                            "layers": descs}).encode()
-    return client.push_manifest(repo, tag, manifest, OCI_MANIFEST)
+    return client.push_manifest(repo, tag, manifest, manifest_type)
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +240,8 @@ def bullseye_tar() -> Path:
 @pytest.fixture(scope="session")
 def bullseye_image(registry, bullseye_tar) -> str:
     """`127.0.0.1:PORT/lambda/bullseye:1` on the session's registry: Debian 11 with bash and curl."""
-    push_image(registry, "lambda/bullseye", "1", [bullseye_tar.read_bytes()])
+    push_image(registry, "lambda/bullseye", "1", [bullseye_tar.read_bytes()],
+               env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "FROM_IMAGE_CONFIG=yes"])
     return f"{registry.address}/{BULLSEYE_REF}"
 
 

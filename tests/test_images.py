@@ -17,16 +17,17 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from packer.errors import ImageError, UsageError
 from packer.images import Store, pull
 from packer.images.layers import RootBuilder, apply_layer
 from packer.images.reference import parse
-from packer.images.registry import OCI_INDEX, OCI_MANIFEST, sha256_digest
+from packer.images.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from tests.conftest import run_cli
 from tests.emulator_support import EMU, compile_bootstrap, sandbox_ready  # noqa: F401
-from tests.images_support import (BULLSEYE_REF, Registry, bullseye_image, bullseye_tar,  # noqa: F401
-                                  image_cache, push_image, registry)
+from tests.images_support import (BULLSEYE_REF, Registry, TokenIssuer, bullseye_image,  # noqa: F401
+                                  bullseye_tar, image_cache, push_image, registry)
 
 
 # -- references -----------------------------------------------------------------------------------
@@ -128,9 +129,13 @@ def test_layer_whose_bytes_do_not_match_its_digest_is_refused(tmp_path):
 
 
 # -- a real registry --------------------------------------------------------------------------------
-def _small_image(registry, repo: str, text: bytes, arch: str = "amd64") -> str:
+def _small_image(registry, repo: str, text: bytes, arch: str = "amd64", docker: bool = False) -> str:
     layer = _tar([("usr/", "dir", b""), ("usr/bin/", "dir", b""), ("usr/share/", "dir", b""),
                   ("usr/share/marker", "file", text)])
+    if docker:
+        return push_image(registry, repo, "1", [layer], arch=arch, env=["PATH=/usr/bin", "FROM_IMAGE=yes"],
+                          layer_type="application/vnd.docker.image.rootfs.diff.tar.gzip",
+                          manifest_type=DOCKER_MANIFEST)
     return push_image(registry, repo, "1", [layer], arch=arch, env=["PATH=/usr/bin", "FROM_IMAGE=yes"])
 
 
@@ -150,19 +155,22 @@ def test_pull_list_json_and_prune_with_the_cli(registry, image_cache):
     assert json.loads(run_cli("image", "list", "--json", env=env).stdout)["images"] == []
 
 
-def test_manifest_index_picks_the_target_arch(registry, tmp_path):
+@pytest.mark.parametrize("docker", [False, True], ids=["oci-index", "docker-manifest-list"])
+def test_manifest_index_picks_the_target_arch(registry, tmp_path, docker):
     client = registry.client()
-    amd = _small_image(registry, "lambda/multi", b"amd64")
-    arm = _small_image(registry, "lambda/multi", b"arm64", arch="arm64")
-    sizes = {d: len(client.manifest("lambda/multi", d)[0]) for d in (amd, arm)}
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": arm, "size": sizes[arm],
+    repo = "lambda/multi-docker" if docker else "lambda/multi"
+    amd = _small_image(registry, repo, b"amd64", docker=docker)
+    arm = _small_image(registry, repo, b"arm64", arch="arm64", docker=docker)
+    sizes = {d: len(client.manifest(repo, d)[0]) for d in (amd, arm)}
+    index_type, entry_type = (DOCKER_LIST, DOCKER_MANIFEST) if docker else (OCI_INDEX, OCI_MANIFEST)
+    index = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": [
+        {"mediaType": entry_type, "digest": arm, "size": sizes[arm],
          "platform": {"os": "linux", "architecture": "arm64"}},
-        {"mediaType": OCI_MANIFEST, "digest": amd, "size": sizes[amd],
+        {"mediaType": entry_type, "digest": amd, "size": sizes[amd],
          "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
-    client.push_manifest("lambda/multi", "both", index, OCI_INDEX)
+    client.push_manifest(repo, "both", index, index_type)
     store = Store(tmp_path / "cache")
-    ref = f"{registry.address}/lambda/multi:both"
+    ref = f"{registry.address}/{repo}:both"
     x86 = pull(ref, "x86_64", store)
     arm64 = pull(ref, "arm64", store)
     assert (x86.digest, arm64.digest) == (amd, arm)
@@ -216,3 +224,61 @@ def test_interrupted_pull_leaves_no_half_unpacked_root(registry, bullseye_image,
     assert again.returncode == 0, again.stderr
     assert [p.name for p in roots.iterdir() if p.name.startswith(".tmp-")] == []  # leftover cleaned
     assert len(store.images()) == 1
+
+
+def test_concurrent_pulls_of_one_image_unpack_it_once(registry, image_cache):
+    digest = _small_image(registry, "lambda/race", b"race")
+    env = {**os.environ, "LAYERPACK_CACHE_DIR": str(image_cache), "NO_COLOR": "1"}
+    ref = f"{registry.address}/lambda/race:1"
+    procs = [subprocess.Popen(["layerpack", "image", "pull", ref], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    store = Store(image_cache / "images")
+    assert [i.digest for i in store.images()] == [digest]
+    roots = image_cache / "images" / "roots"
+    assert sorted(p.name for p in roots.iterdir()) == [digest.split(":")[1]]  # no leftovers either
+
+
+def test_anonymous_bearer_token_flow_of_a_token_auth_registry(tmp_path, image_cache):
+    issuer = TokenIssuer(tmp_path)
+    reg = Registry(tmp_path / "data", tmp_path, auth=issuer).start()
+    try:
+        assert requests.get(f"http://{reg.address}/v2/", timeout=5).status_code == 401  # it does demand tokens
+        digest = _small_image(reg, "lambda/private", b"behind a token")  # the client's push takes the same flow
+        proc = run_cli("image", "pull", f"{reg.address}/lambda/private:1",
+                       env={"LAYERPACK_CACHE_DIR": str(image_cache)})
+    finally:
+        reg.stop()
+        issuer.close()
+    assert proc.returncode == 0, proc.stderr
+    assert digest in proc.stdout
+    pulls = [r for r in issuer.requests if r["query"].get("scope") == "repository:lambda/private:pull"]
+    assert pulls and all(r["authorization"] is None for r in pulls)  # anonymous: no credentials sent
+    assert all(r["query"].get("service") == TokenIssuer.SERVICE for r in issuer.requests)
+
+
+def test_progress_bar_on_a_terminal_only(registry, tmp_path):
+    layer = _tar([("usr/", "dir", b""), ("usr/share/", "dir", b""), ("usr/share/blob", "file", os.urandom(3 << 20))])
+    push_image(registry, "lambda/bar", "1", [layer])
+    ref = f"{registry.address}/lambda/bar:1"
+    master, slave = os.openpty()
+    env = {**os.environ, "LAYERPACK_CACHE_DIR": str(tmp_path / "tty"), "TERM": "xterm", "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(["layerpack", "image", "pull", ref], env=env, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(60)
+    os.close(master)
+    assert proc.returncode == 0
+    assert "━".encode() in seen and b"MB" in seen  # rich's bar with the byte count, drawn on the terminal
+    piped = run_cli("image", "pull", ref, env={"LAYERPACK_CACHE_DIR": str(tmp_path / "pipe")})
+    assert "━" not in piped.stderr and "downloading 2 blobs" in piped.stderr

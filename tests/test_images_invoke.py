@@ -47,13 +47,14 @@ def test_aws_bash_curl_bootstrap_answers_with_the_images_own_bash_curl_and_glibc
     (fn / "function.sh").write_text(
         'function handler () {\n'
         '  echo "$(curl --version | head -1 | cut -d" " -f1-2)|$(getconf GNU_LIBC_VERSION)'
-        '|$(id -u):$(id -g)|$1"\n}\n')
+        '|$(id -u):$(id -g)|$FROM_IMAGE_CONFIG:$PATH|$1"\n}\n')
     proc = invoke(pulled, str(layer), "--function", str(fn), "--image", bullseye_image)
     assert proc.returncode == 0, proc.stderr
-    curl, loader, ids, event = proc.stdout.strip().split("|")
+    curl, loader, ids, env, event = proc.stdout.strip().split("|")
     assert curl == "curl 7.74.0"  # Debian 11's curl, not the host's
     assert loader == "glibc 2.31"  # Debian 11's glibc
     assert ids == "993:990"  # sbx_user1051, as on Lambda
+    assert env == "yes:/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"  # image config Env + Lambda's PATH
     assert json.loads(event) == {"n": 1}
     assert "layerpack sandbox on image" in proc.stderr
     assert "LP823" not in proc.stderr  # the host's glibc is not standing in
