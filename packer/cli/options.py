@@ -2,9 +2,9 @@
 the same way everywhere (the idea of pip's `cmdoptions` and auditwheel's `options.py`).
 
 A command lists the decorators it takes (`@options.runtime()`, `@options.arch()`, …). Renamed
-spellings stay accepted for one release as hidden aliases (`--aws-profile`, `check --with`,
-`analyze`'s old `--with-layer` is the new name for both): the alias's value joins the new option's,
-and a one-line note on stderr names the new spelling.
+spellings stay accepted for one release as hidden aliases (`--aws-profile` for `--profile`;
+`check --with` for `--with-layer`, the name `analyze` already used): the alias's value joins the new
+option's, and a one-line note on stderr names the new spelling.
 """
 
 from __future__ import annotations
