@@ -18,7 +18,7 @@ from packer import checks, runtime as runtimes
 from packer.bootscript import BootScript, LoaderExec, read_bootstrap
 from packer.elf.hostlibs import HostLibraries
 from packer.elf.reader import ELF_MAGIC, MACHINES, FileSource, ElfInfo, InfoMemo, read_elf
-from packer.elf.search import MISSING, SHADOWED, UNLOADABLE, VENDORABLE, Edge, Loader, Obj, Process
+from packer.elf.search import MISSING, SHADOWED, UNLOADABLE, VENDORABLE, Edge, Loader, Obj, Process, hwcap_subdirs
 from packer.elf.symbols import symbols_needing
 from packer.errors import ElfError, InputError, UsageError
 from packer.findings import Finding, Severity, define, finding
@@ -51,6 +51,9 @@ LOADER_STOPS = define("LP111", Severity.ERROR, "the loader stops at a file that 
                       "library's name): put the real library there (`git lfs pull`) or remove the file")
 ENV_UNMODELLED = define("LP112", Severity.WARNING, "bootstrap sets LD_LIBRARY_PATH in a way layerpack cannot follow",
                         "write it as `export LD_LIBRARY_PATH=/opt/lib:$LD_LIBRARY_PATH`, or pass the value with `analyze --env`")
+CPU_DEPENDENT = define("LP113", Severity.WARNING, "which library loads depends on the CPU (glibc-hwcaps or legacy hwcap subdirectory)",
+                       "glibc searches glibc-hwcaps/x86-64-v4…v2 (and tls/, x86_64/, haswell/…) before the directory itself, "
+                       "using those the CPU supports; keep one plain copy, or test on the CPUs your function may get")
 TRAILING_DATA = define("LP110", Severity.INFO, "ELF file carries data past its image (SBCL core, raco exe payload)",
                        "layerpack never strips or patches such files; keep them byte-for-byte")
 VERSION_TOO_NEW = define("LP201", Severity.ERROR, "needs a symbol version newer than the runtime provides",
@@ -259,8 +262,9 @@ class Analysis:
         self.fs = LambdaFS(rt, mounts)
         self.host = HostLibraries(rt.machine, 64, "little", sysroot, memo=self.memo)
         self.ld_library_path = rt.ld_library_path if ld_library_path is None else ld_library_path
+        self.hwcaps = hwcap_subdirs(rt.machine, rt.ceiling("GLIBC"))
         self.loader = Loader(self.fs, self.ld_library_path, rt.default_dirs, machine=_ARCH_MACHINES[rt.arch], bits=64,
-                             host_finder=self._host_find)
+                             host_finder=self._host_find, hwcap_subdirs=self.hwcaps)
         self.findings: list[Finding] = []
         self._seen: set[tuple] = set()
         self._judged: set[tuple] = set()
@@ -354,7 +358,7 @@ class Analysis:
                 libpath = run.library_path if run.library_path is not None else self.ld_library_path
                 defaults = () if run.inhibit_cache else self.rt.default_dirs
                 loader = Loader(self.fs, libpath, defaults, machine=_ARCH_MACHINES[self.rt.arch], bits=64,
-                                host_finder=self._host_find)
+                                host_finder=self._host_find, hwcap_subdirs=self.hwcaps)
                 loader.seed(self.loader.cached())
             proc = loader.load(found, as_program=f.info.is_program, vendored_dir=posixpath.join(self.mount, "lib"),
                                host_elf=self.host_elf, interp=interp)
@@ -371,6 +375,8 @@ class Analysis:
                              f"which {self.rt.name} {self.rt.arch} does not have", interpreter=root.info.interp))
         objs = {o.path: o for o in proc.objects}
         for e in proc.edges:
+            if e.hwcaps:
+                self._cpu_dependent(e, root)
             if not e.skipped and e.status not in _REPORTED:
                 continue  # most edges: found where Lambda has it, nothing to say
             req = self._label(objs[e.requester]) if e.requester in objs else self.rel(e.requester)
@@ -399,6 +405,17 @@ class Analysis:
                 self.add(finding(UNLOADABLE_CANDIDATE, self.rel(path), f"{self.rel(path)} is skipped by the loader: {why}"),
                          key=(UNLOADABLE_CANDIDATE.code, path))
         self.version_findings(proc)
+
+    def _cpu_dependent(self, e: Edge, root: Obj) -> None:
+        alts = ", ".join(e.hwcaps)
+        if e.path in e.hwcaps:
+            text = (f"{self.rel(e.requester)} needs {e.name}: it is only in {alts}, a hardware-capability subdirectory "
+                    f"the loader uses only on CPUs with that capability; elsewhere it is missing — not verified")
+        else:
+            text = (f"{self.rel(e.requester)} needs {e.name}: on CPUs with the capability the loader takes {alts} "
+                    f"instead of {e.path} — which copy loads depends on the CPU Lambda runs on: not verified")
+        self.add(finding(CPU_DEPENDENT, self.rel(e.hwcaps[0]), text, library=e.name, candidates=list(e.hwcaps),
+                         otherwise=None if e.path in e.hwcaps else e.path), key=(CPU_DEPENDENT.code, e.requester, e.name))
 
     def version_findings(self, proc: Process) -> None:
         """Every object's version needs against what its dependency will actually be on Lambda."""

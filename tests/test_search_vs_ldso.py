@@ -474,3 +474,33 @@ def test_launcher_with_a_hard_coded_rootdir_fails_where_nothing_is(lambda_root: 
         (f,) = [f for f in report.findings if f.code == "LP427"]
         assert f.path == "bin/erl" and any(p.endswith("/erlexec") for p in f.data["paths"])
         assert "--mount-path" in f.hint
+
+
+def _cpu_supports(level: str) -> bool:
+    out = subprocess.run([LDSO, "--help"], capture_output=True, text=True).stdout
+    return re.search(rf"^\s+{re.escape(level)} \(supported, searched\)", out, re.M) is not None
+
+
+@pytest.mark.parametrize("plain_copy", [False, True])
+def test_glibc_hwcaps_subdirectories_make_the_outcome_cpu_dependent(lambda_root: Path, tmp_path: Path,
+                                                                    plain_copy: bool) -> None:
+    """glibc >= 2.33 (provided.al2023 has 2.34) looks in glibc-hwcaps/x86-64-vN/ before the
+    directory itself, on CPUs of that level. The model must not say which copy loads."""
+    level = "x86-64-v2"
+    if not _cpu_supports(level):
+        pytest.skip(f"this CPU is not {level}")
+    layer = tmp_path / "layer"
+    lib(layer / "lib" / "glibc-hwcaps" / level / "libv.so.1", level)
+    if plain_copy:
+        lib(layer / "lib" / "libv.so.1", "plain")
+    program(layer / "bootstrap", layer / "lib" / "glibc-hwcaps" / level)
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert ran.ok and ran.out == level, ran  # this CPU: the hwcaps copy
+    report = analyze(layer)
+    assert not report.errors, [f.message for f in report.findings]
+    (f,) = [f for f in report.findings if f.code == "LP113"]
+    assert f.data["candidates"] == [f"/opt/lib/glibc-hwcaps/{level}/libv.so.1"]
+    assert "not verified" in f.message
+    assert f.data["otherwise"] == ("/opt/lib/libv.so.1" if plain_copy else None)
+    al2 = _codes(analyze(layer, runtime="provided.al2"))  # glibc 2.26: no glibc-hwcaps search
+    assert "LP113" not in al2 and ("LP101" in al2) == (not plain_copy)

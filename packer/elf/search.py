@@ -19,6 +19,10 @@ file, or a SIGBUS when a truncated file's segments are touched).
 and `$PLATFORM` are the target's values. Paths are not normalised as text: the kernel resolves
 `..` after following the link before it. An empty RPATH/RUNPATH/LD_LIBRARY_PATH element is the
 current directory (glibc `fillin_rpath`), `/var/task` on Lambda.
+Hardware-capability subdirectories of each search directory are looked at first: `glibc-hwcaps/
+x86-64-v4`, `-v3`, `-v2` (glibc 2.33 and later) and the legacy ones (`tls`, `x86_64`, `haswell`,
+`avx512_1`…, until glibc 2.37). Which of them the loader uses depends on the CPU the function runs
+on, so a library found there is reported with that caveat (`Edge.hwcaps`), never as certain.
 
 The searcher is pure over a `FileSystem`, so the same code answers "what happens on Lambda"
 (`LambdaFS`) and "what happens on this host" (`HostFS`, used to test against the real `ld.so`).
@@ -102,6 +106,7 @@ class Edge:
     target: Obj | None = None
     found: Found | None = field(default=None, repr=False)  # the file the loader opened, to read it
     error: str | None = None  # status unloadable: what ld.so reports
+    hwcaps: tuple[str, ...] = ()  # copies in hardware-capability subdirectories: used on some CPUs only
 
 
 @dataclass
@@ -145,8 +150,11 @@ class Loader:
     """Simulates glibc loading a program (or dlopen of a library) on a FileSystem."""
 
     def __init__(self, fs: FileSystem, ld_library_path: tuple[str, ...], default_dirs: tuple[str, ...],
-                 *, machine: int | None = None, bits: int | None = None, host_finder=None) -> None:
+                 *, machine: int | None = None, bits: int | None = None, host_finder=None,
+                 hwcap_subdirs: tuple[str, ...] = ()) -> None:
         self.fs = fs
+        self.hwcap_subdirs = hwcap_subdirs  # in the loader's priority order (`hwcap_subdirs()`)
+        self._hwcap_dirs: dict[str, tuple[str, ...]] = {}
         self.ld_library_path = tuple(search_dir(d, fs.cwd) for d in ld_library_path)
         self.default_dirs = default_dirs
         self.machine = machine
@@ -252,6 +260,11 @@ class Loader:
             seen_dirs.add(step.dir)
             edge.searched.append(step)
             found = self.fs.find(f"{step.dir}/{name}" if step.dir != "/" else f"/{name}")
+            alternatives = self._hwcap_copies(step.dir, name)
+            if alternatives:
+                edge.hwcaps = alternatives
+                if found is None:  # only there: loads on CPUs with that capability, missing elsewhere
+                    found = self.fs.find(alternatives[0])
             if found is None:
                 continue
             if found.where != "runtime":
@@ -279,6 +292,23 @@ class Loader:
                 edge.status = VENDORABLE
                 edge.host_path = str(host)
         return edge
+
+    def _hwcap_copies(self, directory: str, name: str) -> tuple[str, ...]:
+        """Loadable copies of `name` in the hardware-capability subdirectories of `directory`."""
+        if not self.hwcap_subdirs:
+            return ()
+        subs = self._hwcap_dirs.get(directory)
+        if subs is None:
+            subs = tuple(f"{directory}/{s}" for s in self.hwcap_subdirs
+                         if (d := self.fs.find(f"{directory}/{s}")) is not None and d.is_dir)
+            self._hwcap_dirs[directory] = subs
+        out = []
+        for sub in subs:
+            found = self.fs.find(f"{sub}/{name}")
+            if found is not None and found.where != "runtime" and self._refusal(found) is None \
+                    and self._compatible(self.elf(found)) is None:
+                out.append(found.path)
+        return tuple(out)
 
     def _refusal(self, found: Found) -> str | None:
         """What ld.so says when it stops at `found` (None: it is an ELF object it can judge)."""
@@ -360,6 +390,23 @@ class Loader:
                 process.objects.append(target)
                 queue.append(target)
         return process
+
+
+def hwcap_subdirs(machine: str, glibc: tuple[int, ...] | None) -> tuple[str, ...]:
+    """Hardware-capability subdirectories glibc `glibc` may search under every search directory on
+    `machine`, in priority order (elf/dl-hwcaps.c, sysdeps/x86_64/dl-hwcaps-subdirs.c; legacy
+    subdirectories until 2.37). Which of them a given CPU uses is not known statically."""
+    out: list[str] = []
+    if glibc is None:
+        glibc = (2, 34)
+    if machine == "x86_64" and glibc >= (2, 33):
+        out += ["glibc-hwcaps/x86-64-v4", "glibc-hwcaps/x86-64-v3", "glibc-hwcaps/x86-64-v2"]
+    if glibc < (2, 37):
+        platforms = ("haswell", "xeon_phi", "x86_64", "avx512_1") if machine == "x86_64" else (machine,)
+        for p in platforms:
+            out += [f"tls/{p}", p]
+        out.append("tls")
+    return tuple(out)
 
 
 class HostFS:
