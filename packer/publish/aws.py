@@ -74,13 +74,76 @@ def require_credentials(opts: AwsOptions) -> None:
                                 "or run `aws configure` / `aws sso login`")
 
 
-def client(opts: AwsOptions, service: str, region: str) -> Any:
+# Lambda's control-plane calls answer in well under a second; PublishLayerVersion with a 50 MiB
+# inline body has been seen to take tens of seconds. A read timeout of 120 s leaves room for that
+# without waiting botocore's 60 s x 5 attempts x several calls (about 25 minutes) on an endpoint
+# that accepts connections and never answers. LAYERPACK_READ_TIMEOUT overrides (seconds).
+CONNECT_TIMEOUT = 10
+DEFAULT_READ_TIMEOUT = 120
+# Codes AWS uses for "not now" (the request was not processed); any 5xx means "outcome unknown".
+_THROTTLING = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+                         "SlowDown", "ServiceUnavailable", "ServiceException"})
+
+
+def env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise PublishError(f"{name}={raw!r} is not a positive number of seconds")
+    return value
+
+
+def read_timeout() -> float:
+    return env_seconds("LAYERPACK_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+
+
+def client(opts: AwsOptions, service: str, region: str, *, single_attempt: bool = False) -> Any:
+    """A client with layerpack's timeouts; `single_attempt` for calls that must not be resent blindly
+    (PublishLayerVersion: see packer.publish.once)."""
     from botocore.config import Config
 
-    cfg = Config(retries=retries(), user_agent_extra=f"layerpack/{__version__}",
-                 connect_timeout=10, read_timeout=300)
+    policy = {"mode": "standard", "total_max_attempts": 1} if single_attempt else retries()
+    cfg = Config(retries=policy, user_agent_extra=f"layerpack/{__version__}",
+                 connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout())
     with aws_errors(f"{service} client for {region}"):
         return session(opts, region).client(service, region_name=region, endpoint_url=opts.endpoint_url, config=cfg)
+
+
+def failure_is_final(exc: BaseException) -> bool | None:
+    """True: the service refused (sending again cannot help); False: the outcome is unknown or the
+    service asked to slow down (retry after checking); None: not an AWS failure at all."""
+    import botocore.exceptions as bx
+
+    if isinstance(exc, bx.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return not (status >= 500 or status == 429 or error_code(exc) in _THROTTLING)
+    if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError)):
+        return False  # timeouts, refused or dropped connections
+    if isinstance(exc, bx.BotoCoreError):
+        return True
+    return None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line that tells "no answer" from "cannot connect" from "the service said no"."""
+    import botocore.exceptions as bx
+
+    endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "the AWS endpoint")
+    if isinstance(exc, bx.ReadTimeoutError):
+        return (f"no answer from {endpoint} within {read_timeout():g} s (read timeout: the endpoint took the "
+                "request but did not respond)")
+    if isinstance(exc, (bx.ConnectTimeoutError, bx.EndpointConnectionError)):
+        return f"cannot reach {endpoint} (no connection within {CONNECT_TIMEOUT} s, or refused)"
+    if isinstance(exc, bx.ConnectionClosedError):
+        return f"{endpoint} closed the connection before answering"
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return f"{err.get('Code') or status or 'error'}: {err.get('Message') or err.get('message') or exc}"
+    return str(exc)
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -108,9 +171,13 @@ def aws_errors(what: str) -> Iterator[None]:
         code = err.get("Code") or "error"
         message = err.get("Message") or err.get("message") or str(exc)
         raise PublishError(f"{what}: {code}: {message}") from None
-    except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
-        raise PublishError(f"{what}: cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}",
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError) as exc:
+        raise PublishError(f"{what}: {describe_failure(exc)}",
                            hint="check the network, --region and --endpoint-url / AWS_ENDPOINT_URL") from None
+    except (bx.ReadTimeoutError, bx.ConnectionClosedError) as exc:
+        raise PublishError(f"{what}: {describe_failure(exc)}",
+                           hint="the service may be slow or a proxy may hold the request; "
+                                "LAYERPACK_READ_TIMEOUT sets the wait in seconds") from None
     except bx.ParamValidationError as exc:
         raise PublishError(f"{what}: {exc}") from None
     except boto3.exceptions.S3UploadFailedError as exc:

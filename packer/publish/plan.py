@@ -96,6 +96,7 @@ class RegionPlan:
     key: str | None = None
     latest: RemoteVersion | None = None
     differs: tuple[str, ...] = field(default=())  # metadata that differs from `latest` (unchanged code)
+    force: bool = False  # publish even when a version with these bytes exists
 
     @property
     def note(self) -> str:
@@ -135,14 +136,15 @@ def permissions(request: LayerRequest) -> tuple[Permission, ...]:
     return tuple(out)
 
 
-def staging_key(request: LayerRequest, archive: Archive, token: str) -> str:
-    """A key no concurrent run can collide with, that still says what it holds."""
+def staging_key(request: LayerRequest, archive: Archive) -> str:
+    """Derived from the layer name and the bytes only: a rerun after an interrupted publish reuses
+    (and then removes) the object the earlier run left; two runs with the same key upload the same
+    bytes, and the per-layer lock orders them on one machine."""
     prefix = request.s3_prefix if not request.s3_prefix or request.s3_prefix.endswith("/") else request.s3_prefix + "/"
-    return f"{prefix}{request.name}/{archive.sha256_hex[:16]}-{token}.zip"
+    return f"{prefix}{request.name}/{archive.sha256_hex}.zip"
 
 
-def plan_region(request: LayerRequest, archive: Archive, region: str, latest: RemoteVersion | None,
-                token: str = "0") -> RegionPlan:
+def plan_region(request: LayerRequest, archive: Archive, region: str, latest: RemoteVersion | None) -> RegionPlan:
     """Decide for one region. Same bytes as the latest version -> nothing to publish (unless
     --force); otherwise inline when `quotas.upload_route` says so and no bucket was named, else via S3."""
     params = publish_params(request, archive)
@@ -157,9 +159,12 @@ def plan_region(request: LayerRequest, archive: Archive, region: str, latest: Re
             differs.append("description")
         if latest.license != params.get("LicenseInfo", ""):
             differs.append("license")
-        return RegionPlan(region, "unchanged", None, params, perms, latest=latest, differs=tuple(differs))
+        bucket = request.bucket_for(region)
+        key = staging_key(request, archive) if bucket else None
+        return RegionPlan(region, "unchanged", None, params, perms, bucket=bucket, key=key, latest=latest,
+                          differs=tuple(differs))
     bucket = request.bucket_for(region)
     if bucket is None and upload_route(archive.size) == "inline":
-        return RegionPlan(region, "publish", "inline", params, perms, latest=latest)
-    key = staging_key(request, archive, token)
-    return RegionPlan(region, "publish", "s3", params, perms, bucket=bucket, key=key, latest=latest)
+        return RegionPlan(region, "publish", "inline", params, perms, latest=latest, force=request.force)
+    key = staging_key(request, archive)
+    return RegionPlan(region, "publish", "s3", params, perms, bucket=bucket, key=key, latest=latest, force=request.force)

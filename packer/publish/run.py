@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -66,12 +65,10 @@ def publish_regions(request: LayerRequest, archive: Archive, opts: AwsOptions, *
                     progress: ProgressFactory | None = None) -> list[RegionResult]:
     """Plan and apply in every region concurrently; one region failing does not stop the others.
     Results come back in the order the regions were given."""
-    token = uuid.uuid4().hex[:12]
-
     def one(region: str) -> RegionResult:
         try:
             latest = fetch_latest(opts, region, request.name)
-            rplan = plan_region(request, archive, region, latest, token)
+            rplan = plan_region(request, archive, region, latest)
             if dry_run:
                 return _dry_result(rplan)
             tick = progress(region, archive.size) if progress else None
