@@ -235,7 +235,7 @@ def _collect_elves(tree: Tree, mount: str, progress: Callable[[int], None] | Non
             with tree.source(e.path) as src:  # one open per file: the magic, then the headers
                 if src.pread(0, 4) != ELF_MAGIC:
                     continue
-                info = memo.read_fd(src.fd) if isinstance(src, FileSource) else read_elf(src)
+                info = memo.read_fd(src.fd, src.stat) if isinstance(src, FileSource) else read_elf(src)
                 out.append(ElfFile(e.path, abs_path, info))
         except InputError:
             continue

@@ -113,14 +113,24 @@ class Tree:
         try:
             if self._zip is not None:
                 return _GuardedZipStream(self._zip.open(self._members.get(rel, rel)), self.origin, rel)
-            fd = os.open(self.host_path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # type: ignore[arg-type]
         except ZIP_READ_ERRORS as exc:
             raise InputError(f"{self.origin}: cannot read {rel}: {_why(exc)}") from exc
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise InputError(f"{self.origin}: cannot read {rel}: not a regular file")
+        fd, _st = self._open_fd(rel)
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
+
+    def _open_fd(self, rel: str) -> tuple[int, os.stat_result]:
+        """A descriptor of a regular file of a directory tree (no link followed in the last
+        component, a FIFO never waited on), and its stat."""
+        try:
+            fd = os.open(self.host_path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise InputError(f"{self.origin}: cannot read {rel}: {_why(exc)}") from exc
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise InputError(f"{self.origin}: cannot read {rel}: not a regular file")
+        return fd, st
 
     def read_head(self, rel: str, n: int = 4) -> bytes:
         with self.open(rel) as fh:
@@ -142,8 +152,11 @@ class Tree:
         if self._zip is not None:
             yield BytesSource(self.read_bytes(rel))
             return
-        with self.open(rel) as fh:
-            yield FileSource(fh.fileno(), os.fstat(fh.fileno()).st_size)
+        fd, st = self._open_fd(rel)  # no file object: analyze opens every file of a tree this way
+        try:
+            yield FileSource(fd, st.st_size, st)
+        finally:
+            os.close(fd)
 
     def files(self) -> Iterator[Entry]:
         for e in self.entries.values():

@@ -374,3 +374,11 @@ def test_estimate_of_a_small_tree_deflates_everything_and_matches_the_zip_writer
     exact = check(src, exact_zip=True).target.zipped
     estimate = check(src, exact_zip=False).target.zipped
     assert abs(estimate - exact) <= 0.01 * exact
+
+
+def test_an_estimate_near_the_inline_upload_limit_says_the_route_is_not_certain(tmp_path: Path, cli) -> None:
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "blob.bin").write_bytes(os.urandom(51 << 20))  # incompressible: zipped about 51 MiB
+    text = cli("check", str(tree)).stdout
+    assert "ESTIMATE" in text and "within 10% of the 50 MiB inline-upload limit" in text

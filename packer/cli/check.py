@@ -50,7 +50,9 @@ def render_check(report: CheckReport) -> None:
         if t.zipped_estimate:
             out.print(f"  zipped    ~{t.zipped:>13,} bytes ({human_bytes(t.zipped)}), {via} — an ESTIMATE from a "
                       "sample (--exact-zip-size deflates everything)", markup=False)
-            inline_max = (budget.REQUEST_LIMIT - budget.REQUEST_OVERHEAD) * 3 // 4  # zip bytes, before base64
+            from packer.quotas import largest_inline_zip
+
+            inline_max = largest_inline_zip()
             if abs(t.zipped - inline_max) < inline_max // 10:
                 out.print("  the estimate is within 10% of the 50 MiB inline-upload limit: the route is not certain; "
                           "run with --exact-zip-size", markup=False)

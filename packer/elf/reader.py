@@ -76,9 +76,10 @@ class FileSource:
     BLOCK = 1 << 14
     MAX_BLOCKS = 64
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int, st: os.stat_result | None = None) -> None:
         self.fd = fd
         self.size = size
+        self.stat = st  # the caller's fstat, when it has one (InfoMemo's key)
         self._blocks: dict[int, bytes] = {}
 
     def _block(self, index: int) -> bytes:
@@ -532,8 +533,8 @@ class InfoMemo:
     def __init__(self) -> None:
         self._by_id: dict[tuple[int, int, int, int], ElfInfo | ElfError] = {}
 
-    def read_fd(self, fd: int) -> ElfInfo:
-        st = os.fstat(fd)
+    def read_fd(self, fd: int, st: os.stat_result | None = None) -> ElfInfo:
+        st = st or os.fstat(fd)
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         value = self._by_id.get(key)
         if value is None:
