@@ -143,3 +143,20 @@ def test_default_uses_the_runtimes_cached_image_and_otherwise_says_how_to_get_it
     assert "layerpack sandbox on image" in cached.stderr and "image pull" not in cached.stderr
     forced = invoke(copy, str(layer), "--env", cmd, "--host-files")
     assert "layerpack sandbox)" in forced.stderr
+
+
+def test_library_missing_from_the_image_is_lp804(pulled, bullseye_image, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "lib.c").write_text("int notthere(void) { return 1; }\n")
+    (src / "main.c").write_text("int notthere(void);\nint main(void) { return notthere(); }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(src / "libnotthere.so.1"), "-Wl,-soname,libnotthere.so.1",
+                    str(src / "lib.c")], check=True)
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    subprocess.run(["gcc", "-o", str(layer / "bootstrap"), str(src / "main.c"), f"-L{src}", "-l:libnotthere.so.1"],
+                   check=True)
+    proc = invoke(pulled, str(layer), "--image", bullseye_image)
+    assert proc.returncode == 1
+    assert "error while loading shared libraries: libnotthere.so.1: cannot open shared object file" in proc.stderr
+    assert any(line.startswith("LP804 error") and "libnotthere.so.1" in line for line in proc.stderr.splitlines())
