@@ -160,3 +160,17 @@ def test_library_missing_from_the_image_is_lp804(pulled, bullseye_image, tmp_pat
     assert proc.returncode == 1
     assert "error while loading shared libraries: libnotthere.so.1: cannot open shared object file" in proc.stderr
     assert any(line.startswith("LP804 error") and "libnotthere.so.1" in line for line in proc.stderr.splitlines())
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--image", "ubuntu"), "image 'ubuntu': not a runtime with a base image"),
+    (("--image", "127.0.0.1:9/x:1", "--rootfs", "/"), "--image and --rootfs both name a root file system"),
+    (("--rootfs", "/nonexistent/root"), "--rootfs /nonexistent/root: no such directory or tar file"),
+    (("--image", "127.0.0.1:9/x:1", "--no-sandbox"), "--image/--rootfs need the sandbox"),
+])
+def test_bad_image_options_are_one_line_errors(args, message, sandbox_ready, tmp_path):
+    layer = script_layer(tmp_path / "layer", SHELL_LOOP)
+    proc = invoke(tmp_path / "cache", str(layer), *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"layerpack: error: {message}"), proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -327,6 +327,9 @@ class LocalFunction:
             self.image = userland.resolve(cfg.image, cfg.rootfs, self.rt, self.log,
                                           use_cached_default=cfg.use_cached_image)
             self.drop = rootfs.uid_helper(cfg.cache) if cfg.unprivileged else None
+            if cfg.unprivileged and self.drop is None and os.geteuid() == 0:
+                self.log("layerpack: no setpriv on this host (util-linux): the bootstrap runs as root, "
+                         "not as Lambda's sbx_user1051")
             if self.image is not None:
                 self.root = self.image.root
             else:
