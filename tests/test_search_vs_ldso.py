@@ -504,3 +504,19 @@ def test_glibc_hwcaps_subdirectories_make_the_outcome_cpu_dependent(lambda_root:
     assert f.data["otherwise"] == ("/opt/lib/libv.so.1" if plain_copy else None)
     al2 = _codes(analyze(layer, runtime="provided.al2"))  # glibc 2.26: no glibc-hwcaps search
     assert "LP113" not in al2 and ("LP101" in al2) == (not plain_copy)
+
+
+def test_vendor_does_not_call_an_output_clean_that_ld_so_refuses(lambda_root: Path, tmp_path: Path, cli) -> None:
+    """Nothing to vendor, but a Git LFS pointer sits where the loader looks first: the output does
+    not start, so vendor must not say "clean" (it used to count only some codes of its re-analysis)."""
+    layer = tmp_path / "layer"
+    lib(layer / "lib" / "libv.so.1", "good")
+    program(layer / "bootstrap", layer / "lib", rpath="$ORIGIN/bad:$ORIGIN/lib")
+    (layer / "bad").mkdir()
+    (layer / "bad" / "libv.so.1").write_text(LFS_POINTER)
+    out = tmp_path / "out"
+    res = cli("vendor", str(layer), "--out", str(out))
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=out)
+    assert not ran.ok and "invalid ELF header" in ran.err
+    assert res.returncode == 1, res.stdout
+    assert "LP111" in res.stdout and "clean: no missing" not in res.stdout

@@ -65,7 +65,8 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: s
     else:
         _render_plan(plan)
         print_findings(result.findings)
-        verdict = "clean: no missing or shadowed library, every version need met" if result.ok else "problems remain (above)"
+        verdict = ("clean: no missing or shadowed library, every version need met" if result.ok
+                   else "NOT clean: problems remain (above); this output will not start as it is")
         console().print(f"\nwrote {result.out}; analysed again for {plan.runtime} {plan.arch}: {verdict}", markup=False)
     sys.exit(EXIT_CLEAN if result.ok else EXIT_FINDINGS)
 

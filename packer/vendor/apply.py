@@ -19,6 +19,7 @@ from packer.materialise import Writer, unpack
 from packer.tree import open_tree
 from packer.vendor.model import (
     ALIGNMENT_CHANGED,
+    BREAKS_START,
     NO_STRIP,
     NOT_STRIPPED,
     THIRD_PARTY,
@@ -63,8 +64,11 @@ def apply(p: VendorPlan, out: str | Path | None, *, in_place: bool = False, patc
                 unpack(tree, tmp)
             notes = _apply_into(p, tmp, patcher)
     report = analyze(dst, runtime=p.runtime, arch=p.arch, as_="layer" if p.mount == "/opt" else "function")
-    problems = [f for f in report.findings if f.code in ("LP101", "LP102", "LP103", "LP201", "LP202", "LP307")]
-    return VendorResult(p, dst, report, notes + problems)
+    # every error of the output (a layer analyze says will fail is not clean, whatever the cause),
+    # the shadowed libraries vendor is there to fix, and the plan's own "will not start" warnings
+    problems = [f for f in report.findings if f.severity is Severity.ERROR or f.code == "LP103"]
+    breaks = [f for f in p.findings if f.code in BREAKS_START]
+    return VendorResult(p, dst, report, notes + breaks + problems)
 
 
 def _apply_into(p: VendorPlan, dst: Path, patcher: Patcher) -> list[Finding]:

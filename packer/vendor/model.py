@@ -41,6 +41,10 @@ LD_PATH_WRAPPER = define("LP910", Severity.WARNING, "bootstrap is a wrapper that
 GCONV = define("LP911", Severity.INFO, "where the bundled glibc finds its gconv (iconv) modules",
                "iconv_open of a charset that is not built in needs them; they are bundled when a file imports iconv_open")
 
+# Plan warnings that say the output will not start (a payload program started through the bundled
+# loader reads /proc/self/exe — the loader — for its payload: SBCL's "Can't find sbcl.core").
+BREAKS_START = frozenset({PROC_SELF_EXE.code})
+
 GLIBC_FAMILY = frozenset(VERSION_FAMILIES["GLIBC"]) | {"libnss_compat.so.2", "libnss_hesiod.so.2", "libSegFault.so",
                                                        "libmemusage.so", "libpcprofile.so"}
 THIRD_PARTY = "THIRD-PARTY.txt"
@@ -157,7 +161,8 @@ class VendorResult:
 
     @property
     def ok(self) -> bool:
-        return not any(f.severity is Severity.ERROR for f in self.findings)
+        """Clean: nothing says the output will fail — no error, no "will not start" warning."""
+        return not any(f.severity is Severity.ERROR or f.code in BREAKS_START for f in self.findings)
 
 
 
