@@ -7,6 +7,11 @@ the way a custom-runtime layer would:
   lib/python3.X/site-packages: Python finds its prefix from the executable's location), the shared
   libraries the interpreter and the client's C extension link that the runtime lacks go to /opt/lib
   (on LD_LIBRARY_PATH), and `bootstrap` runs `python3 -m awslambdaric "$_HANDLER"` from /var/task.
+- Node.js: the host's `node` executable goes to /opt/bin/node (with the libraries it links that the
+  runtime lacks, e.g. Debian's libnode, in /opt/lib), aws-lambda-ric and its one dependency
+  (@aws/lambda-invoke-store) to /opt/node_modules, and `bootstrap` runs
+  `node /opt/node_modules/aws-lambda-ric/index.mjs "$_HANDLER"`. aws-lambda-ric is installed by
+  .ci/run with npm into NODE_RIC_DIR (it compiles its native part, curl and aws-lambda-cpp, once).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from packer import runtime as runtime_mod
 
 SKIP_STDLIB = {"test", "site-packages", "dist-packages", "idlelib", "tkinter", "turtledemo", "ensurepip",
                "lib2to3", "pydoc_data", "unittest", "config-3.11-x86_64-linux-gnu"}
+NODE_RIC_DIR = Path(os.environ.get("LAYERPACK_NODE_RIC_DIR",
+                                   Path.home() / ".cache" / "layerpack-test" / "node-ric"))
 GLIBC = re.compile(r"^(libc|libm|libdl|libpthread|librt|libutil|ld-linux[-\w]*)\.so")
 
 
@@ -79,3 +86,34 @@ def python_ric_layer(dest: Path) -> Path:
     boot.write_text('#!/bin/sh\nexec /opt/python/bin/python3 -m awslambdaric "$_HANDLER"\n')
     boot.chmod(0o755)
     return dest
+
+
+def node_ric_layer(dest: Path) -> Path:
+    modules = NODE_RIC_DIR / "node_modules"
+    ric = modules / "aws-lambda-ric"
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed (.ci/run installs Debian's nodejs)")
+    if not (ric / "package.json").is_file():
+        pytest.fail(f"aws-lambda-ric is not installed in {NODE_RIC_DIR} (.ci/run installs it: "
+                    f"npm install --prefix {NODE_RIC_DIR} aws-lambda-ric)")
+    exe = Path(node).resolve()
+    (dest / "bin").mkdir(parents=True)
+    shutil.copy2(exe, dest / "bin" / "node")
+    (dest / "lib").mkdir()
+    for lib in _needed_libs(exe):
+        shutil.copy2(lib, dest / "lib" / lib.name)
+    shutil.copytree(ric, dest / "node_modules" / "aws-lambda-ric", ignore=shutil.ignore_patterns("deps", "src"))
+    store = modules / "@aws" / "lambda-invoke-store"
+    if store.is_dir():
+        shutil.copytree(store, dest / "node_modules" / "@aws" / "lambda-invoke-store")
+    boot = dest / "bootstrap"
+    boot.write_text('#!/bin/sh\nexec /opt/bin/node /opt/node_modules/aws-lambda-ric/index.mjs "$_HANDLER"\n')
+    boot.chmod(0o755)
+    return dest
+
+
+def node_ric_version() -> str:
+    import json
+
+    return json.loads((NODE_RIC_DIR / "node_modules" / "aws-lambda-ric" / "package.json").read_text())["version"]

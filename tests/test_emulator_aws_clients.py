@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.aws_clients_support import python_ric_layer
+from tests.aws_clients_support import node_ric_layer, node_ric_version, python_ric_layer
 from tests.emulator_support import EMU, emu_cache, invoke_cli, sandbox_ready  # noqa: F401
 
 ARN = "arn:aws:lambda:us-east-1:012345678912:function:function"
@@ -29,11 +29,16 @@ def py_function(tmp_path_factory):
     return fn
 
 
-def py_invoke(cache, layer, function, *args, input=None):
-    proc = invoke_cli(cache, str(layer), "--function", str(function), "--handler", "app.handler", "--json",
+def ric_invoke(cache, layer, function, handler, *args, input=None):
+    """`layerpack invoke --json`: the process and one parsed document per invocation."""
+    proc = invoke_cli(cache, str(layer), "--function", str(function), "--handler", handler, "--json",
                       *args, input=input)
     docs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return proc, docs
+
+
+def py_invoke(cache, layer, function, *args, input=None):
+    return ric_invoke(cache, layer, function, "app.handler", *args, input=input)
 
 
 def test_awslambdaric_gets_payload_context_and_stays_warm(sandbox_ready, emu_cache, py_layer, py_function):
@@ -74,3 +79,81 @@ def test_awslambdaric_init_error_fails_every_cold_start(sandbox_ready, emu_cache
     assert "no_such_module_for_layerpack_tests" in docs[0]["payload"]["errorMessage"]
     assert all(d["cold"] and d["report"]["initDurationMs"] is not None for d in docs)
     assert "LP805" in proc.stderr and "LP803" not in proc.stderr
+
+
+def test_managed_python_runtime_runs_the_handler_with_the_layers_packages(sandbox_ready, emu_cache, tmp_path):
+    """--runtime python3.12: no bootstrap anywhere, as on Lambda; the layer's /opt/python package is
+    importable and the runtime's own bootstrap (awslambdaric under the host interpreter) runs app.handler."""
+    layer = tmp_path / "layer" / "python" / "lib" / "python3.12" / "site-packages"
+    layer.mkdir(parents=True)
+    (layer / "greeting.py").write_text("WORD = 'hello from the layer'\n")
+    fn = tmp_path / "fn"
+    fn.mkdir()
+    (fn / "app.py").write_text("import greeting, sys\n\ndef handler(event, context):\n"
+                               "    return {'word': greeting.WORD, 'n': event['n'], 'exe': sys.executable}\n")
+    proc = invoke_cli(emu_cache, str(tmp_path / "layer"), "--function", str(fn), "--runtime", "python3.12",
+                      "--handler", "app.handler", "--event", "-", input='{"n": 7}')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"word": "hello from the layer", "n": 7, "exe": "/var/lang/bin/python3"}
+    assert "InvalidEntrypoint" not in proc.stderr
+
+
+# -- aws-lambda-ric (npm) ------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def node_layer(tmp_path_factory):
+    return node_ric_layer(tmp_path_factory.mktemp("aws-lambda-ric-layer"))
+
+
+@pytest.fixture(scope="session")
+def node_function(tmp_path_factory):
+    fn = tmp_path_factory.mktemp("node-fn")
+    shutil.copy(EMU / "clients" / "app.mjs", fn / "app.mjs")
+    return fn
+
+
+def test_aws_lambda_ric_gets_payload_context_and_stays_warm(sandbox_ready, emu_cache, node_layer, node_function):
+    context = {"custom": {"tenant": "t2"}, "env": {"platform": "layerpack"}}
+    encoded = base64.b64encode(json.dumps(context).encode()).decode()
+    proc, docs = ric_invoke(emu_cache, node_layer, node_function, "app.handler", "--client-context", encoded,
+                             "--event", "-", input='{"n": 1}\n{"n": 2}\n')
+    assert proc.returncode == 0, f"aws-lambda-ric {node_ric_version()}: {proc.stderr}"
+    payloads = [d["payload"] for d in docs]
+    assert [p["event"] for p in payloads] == [{"n": 1}, {"n": 2}]
+    assert [p["count"] for p in payloads] == [1, 2] and payloads[0]["pid"] == payloads[1]["pid"]
+    for d, p in zip(docs, payloads):
+        assert p["requestId"] == d["requestId"] and p["arn"] == ARN and 0 < p["remainingMs"] <= 3000
+        assert p["clientContext"] == context  # decoded from base64, parsed by the client
+
+
+def test_aws_lambda_ric_handler_error_is_returned_as_the_client_posts_it(sandbox_ready, emu_cache, node_layer,
+                                                                         node_function):
+    proc, (doc,) = ric_invoke(emu_cache, node_layer, node_function, "app.handler", "--event", "-",
+                               input='{"fail": "boom"}')
+    assert proc.returncode == 1
+    assert doc["errorType"] == doc["payload"]["errorType"] == "TypeError"
+    assert doc["payload"]["errorMessage"] == "handler failed: boom"
+    assert any("app.mjs" in line for line in doc["payload"]["trace"])  # the Node client's field name
+    assert "LP806" in proc.stderr
+
+
+def test_aws_lambda_ric_init_error(sandbox_ready, emu_cache, node_layer, node_function):
+    proc, docs = ric_invoke(emu_cache, node_layer, node_function, "app.handler", "--env", "APP_INIT_FAIL=1")
+    assert proc.returncode == 1
+    (doc,) = docs
+    assert doc["errorType"] == doc["payload"]["errorType"] == "Error"
+    assert doc["payload"]["errorMessage"] == "init failed on purpose"
+    assert doc["report"]["status"] == "error" and "LP805" in proc.stderr
+
+
+def test_aws_lambda_ric_streaming_response(sandbox_ready, emu_cache, node_layer, node_function):
+    proc, (doc,) = ric_invoke(emu_cache, node_layer, node_function, "app.stream")
+    assert proc.returncode == 0, proc.stderr
+    assert doc["ok"] and doc["payload"] == "part1,part2,"
+
+
+def test_aws_lambda_ric_error_mid_stream_fails_the_invocation(sandbox_ready, emu_cache, node_layer, node_function):
+    proc, (doc,) = ric_invoke(emu_cache, node_layer, node_function, "app.stream", "--event", "-",
+                               input='{"fail": true}')
+    assert proc.returncode == 1
+    assert not doc["ok"] and doc["errorType"] == "Error"
+    assert doc["payload"]["errorMessage"] == "mid-stream failure"

@@ -11,15 +11,12 @@ init error, out of memory) makes the next invoke a cold start, as on Lambda.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import json
 import math
 import os
 import re
-import select
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -29,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer import runtime as runtime_mod
-from packer.emulator import memory, rootfs, sandbox, staging, userland
+from packer.emulator import managed, memory, rootfs, sandbox, staging, userland
+from packer.emulator.extensions import EXTENSION_ROUTES, ExtensionRunner, ExtensionsState, discover
+from packer.emulator.process import Process, exit_text
 from packer.emulator.server import (MAX_PAYLOAD, Invocation, Outcome, RuntimeAPIServer, RuntimeState,
                                     payload_type)
 from packer.errors import EmulatorError, UsageError
@@ -59,6 +58,11 @@ TOO_LARGE = define("LP810", Severity.ERROR, "response larger than 6 MB (Function
                    "return less data, or write it to S3 and return a reference")
 INIT_TIMEOUT = define("LP811", Severity.ERROR, "init did not finish in time (no GET /next)",
                       "the bootstrap must reach GET /runtime/invocation/next within the init limit (10 s on Lambda)")
+EXTENSION_FAILED = define("LP812", Severity.ERROR, "an extension failed (Extension.Crash / InitError / ExitError)",
+                          "an executable in /opt/extensions must register, then loop on GET /extension/event/next; "
+                          "read its output above")
+HOST_PYTHON = define("LP824", Severity.WARNING, "the host's Python stands in for the managed runtime's",
+                     "code that needs a feature of the runtime's Python version may behave differently here")
 NO_SANDBOX = define("LP820", Severity.WARNING, "running without a sandbox: the host's libraries and commands are visible",
                     "install bubblewrap so missing libraries fail here as they would on Lambda")
 HOST_LACKS_LIBS = define("LP821", Severity.INFO, "runtime libraries the host has no copy of are absent from the sandbox",
@@ -80,9 +84,6 @@ RESERVED_ENV = frozenset({
 _ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 _MISSING_LIB = re.compile(r"error while loading shared libraries: (\S+): cannot open shared object file")
 _EXEC_FAIL = re.compile(r"^(?:bwrap: execvp|setpriv: failed to execute) (\S+): (.*)$")
-_SIGNALS = {signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted", signal.SIGKILL: "killed",
-            signal.SIGTERM: "terminated", signal.SIGBUS: "bus error", signal.SIGILL: "illegal instruction",
-            signal.SIGFPE: "floating point exception"}
 
 
 @dataclass
@@ -181,112 +182,6 @@ def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
 
-def _exit_text(code: int | None, sandboxed: bool) -> str:
-    if code is None:
-        return "unknown"
-    if code < 0:
-        return "signal: " + _SIGNALS.get(-code, f"signal {-code}")
-    if sandboxed and code > 128 and code - 128 in _SIGNALS.keys():  # bwrap reports 128+signal
-        return "signal: " + _SIGNALS[signal.Signals(code - 128)]
-    return f"exit status {code}"
-
-
-class _Process:
-    """One bootstrap process (inside bwrap or not) with its log readers and memory meter."""
-
-    def __init__(self, argv: list[str], meter: memory.Meter, log: Callable[[str], None],
-                 env: dict[str, str] | None, cwd: Path | None) -> None:
-        self.meter = meter
-        self.tail: collections.deque[str] = collections.deque(maxlen=200)
-        self.started = time.monotonic()
-        self.ready = threading.Event()
-        if meter.procs_file is None:
-            self.ready.set()
-            self.popen = sandbox.start(argv, env=env, cwd=cwd)
-        else:
-            self.popen = sandbox.start(memory.cgroup_wrap(argv, meter.procs_file), env=env, cwd=cwd)
-        self.exited = threading.Event()
-        self.exit_at: float | None = None
-        self.busy: dict[int, bool] = {}  # per pipe: bytes read but not yet logged
-        self.logged = threading.Condition()  # notified each time a reader has emitted what it read
-        self.served = False  # answered at least one invocation: its init is long over
-        self.readers = [threading.Thread(target=self._read, args=(s, log), daemon=True)
-                        for s in (self.popen.stdout, self.popen.stderr)]
-        for t in self.readers:
-            t.start()
-        if self.ready.wait(5):  # the tree is in its cgroup: the runtime's init starts now
-            self.started = time.monotonic()
-        meter.attach(self.popen.pid, self.kill)
-        threading.Thread(target=self._wait, daemon=True).start()
-
-    def _read(self, stream, log: Callable[[str], None]) -> None:
-        """Forward the bootstrap's output as log lines. A partial line left alone for 50 ms (curl's
-        `{"status":"OK"}` has no newline) is shown then, not at exit; a progress meter written a
-        character at a time still comes out as one line. `busy` is set from the moment bytes are
-        known to be waiting until their lines are emitted, so `drained()` never misses a chunk in hand."""
-        fd = stream.fileno()
-        buf = b""
-        while True:
-            if not select.select([fd], [], [], 0.05 if buf else None)[0]:
-                self._emit(buf, stream, log)
-                buf = b""
-                continue
-            self.busy[fd] = True
-            try:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    break
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    self._emit(line, stream, log)
-            finally:
-                with self.logged:
-                    self.busy[fd] = False
-                    self.logged.notify_all()
-        if buf:
-            self._emit(buf, stream, log)
-
-    def drained(self) -> bool:
-        """True when everything the process wrote so far has been read and its full lines logged."""
-        if any(self.busy.values()):
-            return False
-        fds = [s.fileno() for s in (self.popen.stdout, self.popen.stderr) if not s.closed]
-        try:
-            return not select.select(fds, [], [], 0)[0]
-        except (OSError, ValueError):
-            return True
-
-    def _emit(self, raw: bytes, stream, log: Callable[[str], None]) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        if not self.ready.is_set() and stream is self.popen.stdout and line == memory.READY:
-            self.ready.set()
-            return
-        self.tail.append(line)
-        log(line)
-
-    def _wait(self) -> None:
-        self.popen.wait()
-        self.exit_at = time.monotonic()
-        self.exited.set()
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop(self) -> None:
-        self.kill()
-        self.exited.wait(10)
-        for t in self.readers:
-            t.join(2)
-        self.meter.close()
-
-
 class LocalFunction:
     """One local execution environment. Use as a context manager; `invoke()` is thread-safe."""
 
@@ -298,7 +193,8 @@ class LocalFunction:
         self.rt = runtime_mod.load(config.runtime, arch)
         self.notes: list[Finding] = []
         self._lock = threading.Lock()
-        self._proc: _Process | None = None
+        self._proc: Process | None = None
+        self._ext: ExtensionRunner | None = None  # set once the environment is prepared
         self._spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="layerpack-spawn")
         self._last_peak = 0  # memory peak of the last process, read before its cgroup goes away
         self._scratch = Path(tempfile.mkdtemp(prefix="layerpack-run-"))
@@ -348,10 +244,23 @@ class LocalFunction:
                                       f"host glibc {'.'.join(map(str, host_glibc))} stands in for the runtime's "
                                       f"{'.'.join(map(str, ceiling))}"))
         self.bootstrap = staging.find_bootstrap(self.opt, self.task, self.root)
+        self.managed = None
+        if self.rt.family == "python" and cfg.sandbox and self.image is None:
+            # A managed runtime: Lambda runs its own /var/runtime/bootstrap, never a layer's.
+            offered = {Path(p).name for p in self.rt.libs.entries}
+            self.managed = managed.prepare_python(self.rt.name, offered, self._scratch)
+            self.bootstrap = staging.Bootstrap(managed.BOOTSTRAP, f"{self.rt.name}'s own bootstrap")
+            if self.managed.host_version != self.managed.runtime_version:
+                self.notes.append(finding(HOST_PYTHON, managed.LANG + "/bin/python3",
+                                          f"host Python {self.managed.host_version} runs the handler of "
+                                          f"{self.rt.name} (Python {self.managed.runtime_version})"))
         self.state = RuntimeState(cfg.timeout)
-        self.state.on_dispatch = lambda inv: self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
+        self.state.on_dispatch = self._dispatched
         self.state.on_answer = self._answered
-        self.server = RuntimeAPIServer(self.state)
+        self.extensions = ExtensionsState(self.state, cfg.name, cfg.handler)
+        self.ext_names = discover(self.opt)
+        self._ext = ExtensionRunner(self.extensions, self.log)
+        self.server = RuntimeAPIServer(self.state, extra_routes=EXTENSION_ROUTES)
 
     def _host_root(self) -> None:
         """The runtime rebuilt from host files (rootfs.plan_root), and what the host could not supply."""
@@ -393,6 +302,8 @@ class LocalFunction:
             "TZ": ":/etc/localtime",
             "LANG": "en_US.UTF-8",
         }
+        if self.managed:
+            env.update(self.managed.env)
         env.update(cfg.env)
         return env
 
@@ -408,34 +319,63 @@ class LocalFunction:
         return env
 
     # -- processes -------------------------------------------------------------------------------
-    def _start(self) -> _Process:
+    def _start(self) -> Process:
+        """A new execution environment: extensions first (each registers), then the runtime."""
         self.state.new_generation()
+        self.extensions.reset(set(self.ext_names))
         meter = memory.meter(self.config.memory)
+        tmp = self._scratch / f"tmp-{self.state.generation}"  # one /tmp per environment, shared
+        tmp.mkdir()
+        tmp.chmod(0o1777)  # like a tmpfs /tmp: the unprivileged sandbox user writes there
+        if not self.config.sandbox:
+            where = "NO SANDBOX: host view"
+        elif self.image is None:
+            where = f"{self.rt.arch}, layerpack sandbox"
+        else:
+            where = (f"{self.rt.arch}, layerpack sandbox on "
+                     + userland.describe(self.image, self.config.image, self.config.rootfs))
+        self.log(f"INIT_START Runtime Version: {self.rt.name} ({where})")
+        began = time.monotonic()
+        if self.ext_names:
+            self._ext.start(self.ext_names, lambda name: self._process(
+                f"{sandbox.OPT}/extensions/{name}", tmp, memory.Joined(meter)), self.config.init_timeout)
+            failed = self._ext.failure()
+            if failed:
+                self.state.init_failed(Outcome("init_error", _error_payload(
+                    failed[1], f"extension {failed[0]} exited during init ({failed[2]})"), failed[1], time.monotonic()))
+        proc = self._process(self.bootstrap.path or "", tmp, meter)
+        if self.ext_names:
+            proc.started = began  # Init Duration covers the extensions' init too
+        return proc
+
+    def _process(self, path: str, tmp: Path, meter: memory.Meter) -> Process:
+        """Start `path` (a path inside the sandbox) as a process of this environment."""
         if self.config.sandbox:
-            spec = sandbox.SandboxSpec(root=self.root, opt=self.opt, task=self.task, command=(self.bootstrap.path,),
+            spec = sandbox.SandboxSpec(root=self.root, opt=self.opt, task=self.task, command=(path,),
                                        env=self.environment(), usr_merge=self.rt.usr_merge,
                                        image=self.image is not None, drop=self.drop,
-                                       unprivileged=self.config.unprivileged)
-            argv = sandbox.bwrap_argv(spec, sandbox.bwrap_path() or "bwrap")
-            where = ("layerpack sandbox" if self.image is None
-                     else "layerpack sandbox on " + userland.describe(self.image, self.config.image, self.config.rootfs))
-            self.log(f"INIT_START Runtime Version: {self.rt.name} ({self.rt.arch}, {where})")
-            return _Process(argv, meter, self.log, {}, None)
-        host = self._host_bootstrap()
-        self.log(f"INIT_START Runtime Version: {self.rt.name} (NO SANDBOX: host view)")
-        return _Process([str(host)], meter, self.log, self._host_environment(), self.task)
+                                       unprivileged=self.config.unprivileged, tmp=tmp,
+                                       binds=tuple(self.managed.binds) if self.managed else ())
+            return Process(sandbox.bwrap_argv(spec, sandbox.bwrap_path() or "bwrap"), meter, self.log, {}, None)
+        return Process([str(self._host_path(path))], meter, self.log, self._host_environment(), self.task)
 
-    def _host_bootstrap(self) -> Path:
-        path = self.bootstrap.path or ""
+    def _host_path(self, path: str) -> Path:
         if path.startswith(sandbox.TASK_ROOT + "/"):
             return Path(self.task) / path[len(sandbox.TASK_ROOT) + 1:]
         return Path(self.opt) / path[len(sandbox.OPT) + 1:]
 
-    def _drop(self) -> None:
+    def _drop(self, reason: str = "failure") -> None:
+        """End the environment: the runtime is killed, extensions get SHUTDOWN (`reason`: spindown,
+        timeout or failure, as Lambda names it) and up to 2 s to exit."""
         if self._proc is not None:
             self._last_peak = self._proc.meter.peak()
+            self._proc.kill()
+            if self._ext is not None:
+                self._ext.stop(reason)
             self._proc.stop()
             self._proc = None
+        elif self._ext is not None:
+            self._ext.stop(reason)
 
     @property
     def warm(self) -> bool:
@@ -474,7 +414,7 @@ class LocalFunction:
             inv.queued = True
         self.state.submit_all(invs)
 
-    def _spawn(self) -> _Process:
+    def _spawn(self) -> Process:
         self._drop()
         # Spawned from one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires
         # when the *thread* that forked it ends, e.g. a per-request HTTP handler thread.
@@ -523,10 +463,13 @@ class LocalFunction:
                     # It answered its last event and exited (aws-lambda-cpp does after a 413): on
                     # Lambda the next event simply gets a fresh environment, a cold start.
                     self.log(f"layerpack: the runtime exited after its last invocation "
-                             f"({_exit_text(proc.popen.returncode, cfg.sandbox)}); starting a new one")
+                             f"({exit_text(proc.popen.returncode, cfg.sandbox)}); starting a new one")
                     proc, cold, started_wait = self._spawn(), True, now
                     continue
                 kind = "exit"
+                break
+            if self._ext.procs and self._ext.failure():
+                kind = "extension"
                 break
             if inv.dispatched_at is None and self.state.init_done_at is None \
                     and now - max(proc.started, started_wait) > cfg.init_timeout:
@@ -545,6 +488,12 @@ class LocalFunction:
             init_ms = (end - proc.started) * 1000
         return self._conclude(inv, kind, proc, cold, init_ms)
 
+    def _dispatched(self, inv: Invocation) -> None:
+        if inv.cold:
+            for line in self.extensions.log_lines():  # Lambda's EXTENSION lines close the init phase
+                self.log(line)
+        self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
+
     def _answered(self, inv: Invocation) -> None:
         """On the server thread, right after the runtime's answer was accepted: END and REPORT are
         written before the runtime can have its next event."""
@@ -552,9 +501,35 @@ class LocalFunction:
         if proc is None or inv.outcome is None or inv.outcome.kind == "init_error":
             return
         proc.served = True
-        self._settle_logs(proc)
         init_ms = (inv.init_done_at - proc.started) * 1000 if inv.cold and inv.init_done_at else None
+        if self._ext.procs and not self._extensions_done(inv, proc, init_ms):
+            return
+        self._settle_logs(proc)
         inv.result = self._conclude_answer(inv, inv.outcome, inv.cold, init_ms)
+
+    def _extensions_done(self, inv: Invocation, proc: Process, init_ms: float | None) -> bool:
+        """Wait for the INVOKE subscribers to come back to event/next: the invoke ends then, and its
+        Duration with it (extensions' post-invoke work is billed on Lambda). On a crash or past the
+        deadline, conclude here and end the environment: the runtime gets no further event."""
+        assert inv.dispatched_at is not None and inv.outcome is not None
+        if self.extensions.wait_ready(inv.dispatched_at + self.config.timeout, lambda: self._ext.failure() is not None):
+            inv.outcome.at = time.monotonic()
+            return True
+        self.state.new_generation()
+        proc.kill()
+        self._settle_logs(proc)
+        failed = self._ext.failure()
+        duration = (time.monotonic() - inv.dispatched_at) * 1000
+        if failed:
+            message = f"RequestId: {inv.request_id} Error: extension {failed[0]} exited during the invocation ({failed[2]})"
+            inv.result = self._finish(inv, failed[1], _error_payload(failed[1], message), duration, init_ms, inv.cold,
+                                      "error", [finding(EXTENSION_FAILED, f"/opt/extensions/{failed[0]}", message)])
+        else:
+            message = f"RequestId: {inv.request_id} Error: Task timed out after {self.config.timeout:.2f} seconds"
+            inv.result = self._finish(inv, "Sandbox.Timedout", _error_payload("Sandbox.Timedout", message),
+                                      self.config.timeout * 1000, init_ms, inv.cold, "timeout",
+                                      [finding(TIMEOUT, "/opt/extensions", message + " (waiting for extensions)")])
+        return False
 
     def _conclude_answer(self, inv: Invocation, outcome: Outcome, cold: bool, init_ms: float | None) -> InvokeResult:
         cfg = self.config
@@ -571,7 +546,7 @@ class LocalFunction:
         return self._finish(inv, error_type, outcome.body, duration, init_ms, cold, None,
                             [finding(FUNCTION_ERROR, cfg.handler, f"{error_type}: {msg}")])
 
-    def _conclude(self, inv: Invocation, kind: str | None, proc: _Process, cold: bool,
+    def _conclude(self, inv: Invocation, kind: str | None, proc: Process, cold: bool,
                   init_ms: float | None) -> InvokeResult:
         cfg = self.config
         rid = inv.request_id
@@ -586,10 +561,14 @@ class LocalFunction:
             self._drop()
             msg = _message_of(outcome.body)
             payload = outcome.body if _is_error_json(outcome.body) else _error_payload(outcome.error_type, msg)
+            code, where = ((EXTENSION_FAILED, "/opt/extensions") if outcome.error_type.startswith("Extension.")
+                           else (INIT_ERROR, "/runtime/init/error"))
             return self._finish(inv, outcome.error_type, payload, 0.0, init_ms, cold, "error",
-                                [finding(INIT_ERROR, "/runtime/init/error", f"{outcome.error_type}: {msg}")])
+                                [finding(code, where, f"{outcome.error_type}: {msg}")])
+        if kind == "extension":
+            return self._extension_failed(inv, duration, init_ms, cold)
         if kind == "timeout":
-            self._drop()
+            self._drop("timeout")
             message = f"RequestId: {rid} Error: Task timed out after {cfg.timeout:.2f} seconds"
             return self._finish(inv, "Sandbox.Timedout", _error_payload("Sandbox.Timedout", message),
                                 cfg.timeout * 1000, init_ms, cold, "timeout",
@@ -600,7 +579,23 @@ class LocalFunction:
             return self._finish(inv, "Sandbox.Timedout", _error_payload("Sandbox.Timedout", message),
                                 0.0, cfg.init_timeout * 1000, cold, "timeout",
                                 [finding(INIT_TIMEOUT, self.bootstrap.path or "bootstrap", message)])
-        # the process exited (crash, exit during init, exec failure, out of memory)
+        return self._conclude_exit(inv, proc, duration, init_ms, cold)
+
+    def _extension_failed(self, inv: Invocation, duration: float, init_ms: float | None,
+                          cold: bool) -> InvokeResult:
+        name, kind, how = self._ext.failure() or ("?", "Extension.Crash", "unknown")
+        self._drop()
+        phase = "init" if inv.dispatched_at is None else f"invocation {inv.request_id}"
+        message = f"RequestId: {inv.request_id} Error: extension {name} exited during {phase} ({how})"
+        return self._finish(inv, kind, _error_payload(kind, message), 0.0 if inv.dispatched_at is None else duration,
+                            init_ms, cold, "error",
+                            [finding(EXTENSION_FAILED, f"/opt/extensions/{name}", f"{kind}: {message}")])
+
+    def _conclude_exit(self, inv: Invocation, proc: Process, duration: float, init_ms: float | None,
+                       cold: bool) -> InvokeResult:
+        """The runtime process exited: crash, exit during init, exec failure, out of memory."""
+        cfg = self.config
+        rid = inv.request_id
         proc.exited.wait(5)
         for t in proc.readers:
             t.join(2)
@@ -608,7 +603,7 @@ class LocalFunction:
         code = proc.popen.returncode
         tail = list(proc.tail)
         self._drop()
-        exit_text = _exit_text(code, cfg.sandbox)
+        exit_how = exit_text(code, cfg.sandbox)
         in_init = inv.dispatched_at is None
         if in_init:
             duration = 0.0
@@ -629,22 +624,22 @@ class LocalFunction:
             found.append(finding(EXEC_FAILED, exec_fail.group(1), f"exec {exec_fail.group(1)}: {exec_fail.group(2)}"))
         else:
             error_type = "Runtime.ExitError"
-            message = f"RequestId: {rid} Error: Runtime exited with error: {exit_text}"
+            message = f"RequestId: {rid} Error: Runtime exited with error: {exit_how}"
             if in_init:
                 last = next((line for line in reversed(tail) if line.strip()), "")
                 found.append(finding(INIT_EXIT, self.bootstrap.path or "bootstrap",
-                                     f"bootstrap exited before calling /next ({exit_text})"
+                                     f"bootstrap exited before calling /next ({exit_how})"
                                      + (f"; last output: {last}" if last else "")))
             else:
                 found.append(finding(CRASH, self.bootstrap.path or "bootstrap",
-                                     f"runtime exited during invocation {rid} ({exit_text})"))
+                                     f"runtime exited during invocation {rid} ({exit_how})"))
         for soname in missing:
             found.append(finding(MISSING_LIB, f"/opt/lib/{soname}",
                                  f"{soname} is needed but is neither in {self.rt.name}'s /usr/lib64 nor in the layer"))
         return self._finish(inv, error_type, _error_payload(error_type, message), duration, init_ms, cold,
                             "error", found)
 
-    def _settle_logs(self, proc: _Process) -> None:
+    def _settle_logs(self, proc: Process) -> None:
         """Let the log readers catch up so END follows the invocation's own output. What the handler
         wrote before answering is already in the pipes: wait until the readers have logged it
         (woken by them, normally at once; never more than 20 ms), not a fixed sleep per event."""
@@ -667,7 +662,7 @@ class LocalFunction:
 
     def close(self) -> None:
         with self._lock:
-            self._drop()
+            self._drop("spindown")
             if self.server is not None:
                 self.server.close()
                 self.server = None

@@ -216,3 +216,13 @@ def meter(limit_mb: int, allow_cgroup: bool = True) -> Meter:
         if cg is not None:
             return cg
     return ProcMeter(limit)
+
+
+class Joined(Meter):
+    """Another process of the same environment (an extension): it joins the runtime's cgroup, so the
+    kernel counts it in the one peak and limit, but it owns nothing (no peak of its own, no cleanup)."""
+
+    method = "joined"
+
+    def __init__(self, owner: Meter) -> None:
+        self.procs_file = owner.procs_file

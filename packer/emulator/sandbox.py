@@ -48,6 +48,8 @@ class SandboxSpec:
     image: bool = False  # root is a whole image root (bound as /), not a rebuilt runtime root
     drop: Path | None = None  # host setpriv + loader (rootfs.uid_helper) for bwrap running as root
     unprivileged: bool = True  # run the command as sbx_user1051, as Lambda does
+    tmp: Path | None = None  # a host dir bound at /tmp (shared by the runtime and its extensions); None: tmpfs
+    binds: tuple[tuple[str, str], ...] = ()  # extra read-only (host, sandbox) binds: a managed runtime's files
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,7 +91,8 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
         argv += _image_root(spec.root, readonly, with_drop=spec.drop is not None)
     else:
         argv += _runtime_root(spec)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--bind", str(spec.tmp), "/tmp"] if spec.tmp else ["--perms", "1777", "--tmpfs", "/tmp"]
     if not spec.image:  # bwrap would make /var 0700 (like the bind source's parent): Lambda's is 0755
         argv += ["--perms", "0755", "--dir", "/var"]
     argv += _mount_dir(spec.opt, OPT, spec.unprivileged, readonly)
@@ -98,6 +101,8 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
         argv += ["--ro-bind", str(spec.drop), DROP]
     if not spec.image:
         argv += ["--dir", RUNTIME_DIR, "--dir", "/var/lang"]
+    for host, inside in spec.binds:
+        argv += ["--ro-bind", host, inside]
     for path in readonly:
         argv += ["--remount-ro", path]
     argv += ["--chdir", TASK_ROOT, "--clearenv"]

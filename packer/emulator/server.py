@@ -100,6 +100,7 @@ class RuntimeState:
         # the runtime has the event, so it always precedes the handler's own output
         self.on_answer: Callable[[Invocation], None] = lambda inv: None
         self.ready_gate: Callable[[], bool] = lambda: True  # extensions' init done (see extensions.py)
+        self.extensions = None  # the ExtensionsState sharing this lock, when extensions run
 
     # -- orchestrator side ------------------------------------------------------------------
     def new_generation(self) -> int:
@@ -154,8 +155,12 @@ class RuntimeState:
                     inv.dispatched_at = time.monotonic()
                     inv.deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)
                     inv.cold, self.fresh = self.fresh, False
-                    inv.init_done_at = self.init_done_at
+                    # With extensions, init ends when they and the runtime all wait: that is now.
+                    inv.init_done_at = inv.dispatched_at if self.extensions and self.extensions.by_id \
+                        else self.init_done_at
                     self.current = inv
+                    if self.extensions is not None:
+                        self.extensions.invoke(inv)
                     return inv
                 self.cond.wait(0.5)
             return None
