@@ -501,7 +501,7 @@ class LocalFunction:
         if proc is None or inv.outcome is None or inv.outcome.kind == "init_error":
             return
         proc.served = True
-        init_ms = (inv.init_done_at - proc.started) * 1000 if inv.cold and inv.init_done_at else None
+        init_ms = max(0.0, (inv.init_done_at - proc.started) * 1000) if inv.cold and inv.init_done_at else None
         if self._ext.procs and not self._extensions_done(inv, proc, init_ms):
             return
         self._settle_logs(proc)

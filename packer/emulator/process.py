@@ -56,8 +56,9 @@ class Process:
                         for s in (self.popen.stdout, self.popen.stderr)]
         for t in self.readers:
             t.start()
-        if self.ready.wait(5):  # the tree is in its cgroup: the runtime's init starts now
-            self.started = time.monotonic()
+        self.ready.wait(5)  # the tree is in its cgroup: the runtime's init starts then
+        # (the reader stamps the moment it saw the marker, before the runtime can reach /next;
+        # reading the clock here instead, after a thread switch, could land later than /next)
         meter.attach(self.popen.pid, self.kill)
         threading.Thread(target=self._wait, daemon=True).start()
 
@@ -105,6 +106,7 @@ class Process:
     def _emit(self, raw: bytes, stream, log: Callable[[str], None]) -> None:
         line = raw.decode("utf-8", "replace").rstrip("\r")
         if not self.ready.is_set() and stream is self.popen.stdout and line == memory.READY:
+            self.started = time.monotonic()
             self.ready.set()
             return
         self.tail.append(line)
