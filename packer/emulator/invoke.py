@@ -656,8 +656,7 @@ class LocalFunction:
         report = Report(inv.request_id, duration, max(billed, 1) if duration else billed, cfg.memory,
                         math.ceil(peak / (1024 * 1024)), init_ms if cold else None, status,
                         error_type if status else None)
-        self.log(f"END RequestId: {inv.request_id}")
-        self.log(report.line())
+        self.log(f"END RequestId: {inv.request_id}\n{report.line()}")  # one write for both
         return InvokeResult(inv.request_id, payload, error_type, report, cold, found)
 
     def close(self) -> None:
