@@ -111,6 +111,12 @@ class Report:
         return sum(1 for f in self.findings if f.severity is Severity.ERROR)
 
     @property
+    def unverified(self) -> int:
+        """Findings that say the outcome could not be established statically (CPU level, versions
+        the data does not cover, a library path the bootstrap computes): not a pass."""
+        return sum(1 for f in self.findings if f.code in _UNVERIFIED)
+
+    @property
     def warnings(self) -> int:
         return sum(1 for f in self.findings if f.severity is Severity.WARNING)
 
@@ -153,11 +159,12 @@ class Report:
             "mount": self.mount,
             "layers": self.layers,
             "kind": self.kind,
-            "summary": {"files": self.files_total, "elf_files": len(self.elf_files), "errors": self.errors,
+            "summary": {"files": self.files_total, "elf_files": len(self.elf_files), "errors": self.errors, "unverified": self.unverified,
                         "warnings": self.warnings, "libraries": dict(sorted(self.status_counts().items()))},
         }
 
 
+_UNVERIFIED = frozenset({"LP112", "LP113", "LP203", "LP204"})
 _REPORTED = frozenset((MISSING, VENDORABLE, SHADOWED, UNLOADABLE))
 _MARK = "\0"  # no path or name holds a NUL: marks where a streamed array goes in the JSON head
 

@@ -139,7 +139,10 @@ def analysis_lines(report, *, verbose: bool = False) -> Iterator[Line]:
             yield from finding_lines(f)
     counts = report.status_counts()
     libs = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no shared libraries"
-    verdict = ("will fail on Lambda", "bold red") if report.errors else ("looks good for Lambda", "bold green")
+    unverified = getattr(report, "unverified", 0)
+    verdict = (("will fail on Lambda", "bold red") if report.errors else
+               (f"no errors, but {unverified} not verified (above)", "bold yellow") if unverified else
+               ("looks good for Lambda", "bold green"))
     yield []
     yield [(f"{report.files_total} files, {len(report.elf_files)} ELF; libraries: {libs}; "
             f"{report.errors} errors, {report.warnings} warnings — ", ""), verdict]

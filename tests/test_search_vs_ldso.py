@@ -482,7 +482,7 @@ def _cpu_supports(level: str) -> bool:
 
 
 @pytest.mark.parametrize("plain_copy", [False, True])
-def test_glibc_hwcaps_subdirectories_make_the_outcome_cpu_dependent(lambda_root: Path, tmp_path: Path,
+def test_glibc_hwcaps_subdirectories_make_the_outcome_cpu_dependent(lambda_root: Path, tmp_path: Path, cli,
                                                                     plain_copy: bool) -> None:
     """glibc >= 2.33 (provided.al2023 has 2.34) looks in glibc-hwcaps/x86-64-vN/ before the
     directory itself, on CPUs of that level. The model must not say which copy loads."""
@@ -502,6 +502,8 @@ def test_glibc_hwcaps_subdirectories_make_the_outcome_cpu_dependent(lambda_root:
     assert f.data["candidates"] == [f"/opt/lib/glibc-hwcaps/{level}/libv.so.1"]
     assert "not verified" in f.message
     assert f.data["otherwise"] == ("/opt/lib/libv.so.1" if plain_copy else None)
+    text = cli("analyze", str(layer)).stdout
+    assert "looks good" not in text and "1 not verified" in text
     al2 = _codes(analyze(layer, runtime="provided.al2"))  # glibc 2.26: no glibc-hwcaps search
     assert "LP113" not in al2 and ("LP101" in al2) == (not plain_copy)
 
