@@ -103,17 +103,27 @@ def node_ric_layer(dest: Path) -> Path:
     (dest / "lib").mkdir()
     for lib in _needed_libs(exe):
         shutil.copy2(lib, dest / "lib" / lib.name)
-    shutil.copytree(ric, dest / "node_modules" / "aws-lambda-ric", ignore=shutil.ignore_patterns("deps", "src"))
+    shutil.copytree(ric, dest / "node_modules" / "aws-lambda-ric", ignore=shutil.ignore_patterns("deps"))
     store = modules / "@aws" / "lambda-invoke-store"
     if store.is_dir():
         shutil.copytree(store, dest / "node_modules" / "@aws" / "lambda-invoke-store")
     boot = dest / "bootstrap"
-    boot.write_text('#!/bin/sh\nexec /opt/bin/node /opt/node_modules/aws-lambda-ric/index.mjs "$_HANDLER"\n')
+    entry = _bin_entry(ric)  # index.mjs in 4.x, bin/index.mjs in 3.x
+    boot.write_text(f'#!/bin/sh\nexec /opt/bin/node /opt/node_modules/aws-lambda-ric/{entry} "$_HANDLER"\n')
     boot.chmod(0o755)
     return dest
 
 
-def node_ric_version() -> str:
+def _package(ric: Path) -> dict:
     import json
 
-    return json.loads((NODE_RIC_DIR / "node_modules" / "aws-lambda-ric" / "package.json").read_text())["version"]
+    return json.loads((ric / "package.json").read_text())
+
+
+def _bin_entry(ric: Path) -> str:
+    binary = _package(ric).get("bin", "index.mjs")
+    return binary.get("aws-lambda-ric", "index.mjs") if isinstance(binary, dict) else binary
+
+
+def node_ric_version() -> str:
+    return _package(NODE_RIC_DIR / "node_modules" / "aws-lambda-ric")["version"]
