@@ -565,8 +565,11 @@ def _boot_script(tree: Tree, mount: str, rt: Runtime, env: dict[str, str]) -> Bo
 
 def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
             with_layers: tuple[str, ...] = (), sysroot: str | Path | None = None, kind: str = "auto",
-            progress: Callable[[int], None] | None = None, env: dict[str, str] | None = None) -> Report:
+            progress: Callable[[int], None] | None = None, env: dict[str, str] | None = None,
+            cache: bool = False) -> Report:
     """Analyse a directory, zip or single binary for a Lambda runtime. Raises only LayerpackError.
+
+    `cache`: answer ELF header facts of unchanged files from earlier runs (packer.elf.infocache).
 
     `env`: the function's environment variables (its configuration); `LD_LIBRARY_PATH` there, or
     exported by a bootstrap script, replaces the runtime's."""
@@ -583,7 +586,12 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
     tree = open_tree(path, progress=progress)
     extra = [open_tree(p) for p in with_layers]
     try:
-        memo = InfoMemo()
+        if cache:
+            from packer.elf.infocache import PersistentInfoMemo
+
+            memo: InfoMemo = PersistentInfoMemo()
+        else:
+            memo = InfoMemo()
         files = _collect_elves(tree, mount, progress, memo)
         chosen_arch, source = pick_arch(files, arch)
         rt = runtimes.load(name, chosen_arch)
@@ -606,6 +614,8 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         for p in processes:
             a.process_findings(p)
         findings = sorted(a.findings, key=lambda f: (-int(f.severity), f.code, f.path))
+        if cache:
+            memo.save()  # type: ignore[attr-defined]
         return Report(str(path), rt, mount, [t.origin for t in extra], checks.detect_kind(tree) if kind == "auto" else kind,
                       files, processes, findings, files_total=sum(1 for _ in tree.files()), arch_source=source)
     finally:

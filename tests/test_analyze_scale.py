@@ -49,3 +49,22 @@ def test_streamed_json_is_the_same_text_as_one_dumps_of_the_report(tmp_path: Pat
         parts: list[str] = []
         report.write_json(parts.append, indent=indent)
         assert "".join(parts) == json.dumps(report.to_json(), indent=indent)
+
+
+def test_cached_header_facts_give_the_same_report_and_a_rewritten_file_is_read_again(tmp_path: Path, monkeypatch) -> None:
+    from packer.elf import reader
+
+    monkeypatch.setenv("LAYERPACK_CACHE_DIR", str(tmp_path / "cache"))
+    tree = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "bin/z": X86 / "needs-z", "bin/v": X86 / "needs-glibc236",
+                                "lib/libz.so.1": Path("/lib/x86_64-linux-gnu/libz.so.1")})
+    cold = json.dumps(analyze(tree).to_json())
+    assert json.dumps(analyze(tree, cache=True).to_json()) == cold  # fills the cache
+    reads: list[int] = []
+    real = reader.read_elf
+    monkeypatch.setattr(reader, "read_elf", lambda src: reads.append(src.size) or real(src))
+    assert json.dumps(analyze(tree, cache=True).to_json()) == cold
+    assert reads == []  # every ELF header came from the cache (tree files and this machine's libatomic)
+    data = (tree / "bin/z").read_bytes()
+    (tree / "bin/z").write_bytes(data)  # same bytes, same size: only ctime/mtime tell
+    assert json.dumps(analyze(tree, cache=True).to_json()) == cold
+    assert reads == [len(data)]

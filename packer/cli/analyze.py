@@ -28,8 +28,10 @@ from packer.render import console, render_analysis
              "LD_LIBRARY_PATH replaces the runtime's.")
 @options.json_output
 @click.option("--verbose", "-v", is_flag=True, help="Show every dependency tree, not only those with problems.")
+@click.option("--cache", is_flag=True,
+              help="Reuse ELF header facts of unchanged files from earlier runs (kept in the cache directory).")
 def analyze_cmd(path: str, runtime: str, arch: str | None, as_: str, with_layers: tuple[str, ...],
-                sysroot: str | None, kind: str, env: dict[str, str], as_json: bool, verbose: bool) -> None:
+                sysroot: str | None, kind: str, env: dict[str, str], as_json: bool, verbose: bool, cache: bool) -> None:
     """Tell what happens to PATH (a binary, directory or .zip) on Lambda, without running it.
 
     \b
@@ -38,7 +40,7 @@ def analyze_cmd(path: str, runtime: str, arch: str | None, as_: str, with_layers
     progress_ctx = _progress(path)
     with progress_ctx as advance:
         report = analyze(path, runtime=runtime, arch=arch, as_=as_,
-                         with_layers=with_layers, sysroot=sysroot, kind=kind, progress=advance, env=env)
+                         with_layers=with_layers, sysroot=sysroot, kind=kind, progress=advance, env=env, cache=cache)
     if as_json:  # indented for a person at a terminal; compact (C encoder, 5x faster) for a pipe
         report.write_json(sys.stdout.write, indent=2 if sys.stdout.isatty() else None)
         sys.stdout.write("\n")
