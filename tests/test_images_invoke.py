@@ -174,3 +174,25 @@ def test_bad_image_options_are_one_line_errors(args, message, sandbox_ready, tmp
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(f"layerpack: error: {message}"), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_run_keeps_a_function_warm_on_the_image(pulled, bullseye_image, tmp_path):
+    import os
+    import urllib.request
+
+    layer = script_layer(tmp_path / "layer", SHELL_LOOP)
+    cmd = [shutil.which("layerpack"), "run", str(layer), "--port", "0", "--image", bullseye_image,
+           "--env", "HANDLER_CMD=cat /etc/debian_version"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "LAYERPACK_CACHE_DIR": str(pulled), "NO_COLOR": "1"})
+    try:
+        url = proc.stdout.readline().strip()
+        answers = []
+        for _ in range(2):
+            with urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=60) as r:
+                answers.append(r.read().decode().strip())
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert answers[0].startswith("11.") and answers[0] == answers[1]
+    assert "layerpack sandbox on image" in proc.stderr.read()
