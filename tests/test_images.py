@@ -282,3 +282,22 @@ def test_progress_bar_on_a_terminal_only(registry, tmp_path):
     assert "━".encode() in seen and b"MB" in seen  # rich's bar with the byte count, drawn on the terminal
     piped = run_cli("image", "pull", ref, env={"LAYERPACK_CACHE_DIR": str(tmp_path / "pipe")})
     assert "━" not in piped.stderr and "downloading 2 blobs" in piped.stderr
+
+
+def test_prune_removes_leftovers_and_unused_blobs_but_keeps_cached_images(registry, image_cache):
+    digest = _small_image(registry, "lambda/prune", b"keep me")
+    env = {"LAYERPACK_CACHE_DIR": str(image_cache)}
+    assert run_cli("image", "pull", f"{registry.address}/lambda/prune:1", env=env).returncode == 0
+    store = Store(image_cache / "images")
+    leftover = store.roots / (".tmp-" + "0" * 64 + "-x")
+    (leftover / "rootfs" / "usr").mkdir(parents=True)
+    (leftover / "rootfs" / "usr").chmod(0o555)  # as an image would leave it
+    unused = store.blobs / ("1" * 64)
+    unused.write_bytes(b"not referenced")
+    proc = run_cli("image", "prune", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 blobs, 1 leftovers" in proc.stdout
+    assert not leftover.exists() and not unused.exists()
+    [img] = store.images()
+    assert img.digest == digest and (img.root / "usr/share/marker").read_bytes() == b"keep me"
+    assert all(store.has_blob(d) for d in img.layers)
