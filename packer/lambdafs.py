@@ -13,6 +13,7 @@ import posixpath
 from dataclasses import dataclass
 
 from packer.elf.reader import ElfInfo, read_elf
+from packer.errors import ElfError, InputError
 from packer.elf.search import Found
 from packer.runtime import Runtime
 from packer.tree import DIR, FILE, MAX_LINK_HOPS, SYMLINK, Tree
@@ -178,5 +179,8 @@ class LambdaFS:
         node = found.ref
         if not isinstance(node, Node) or node.mount is None or node.rel is None:
             return None
-        with node.mount.tree.source(node.rel) as src:
-            return read_elf(src)
+        try:
+            with node.mount.tree.source(node.rel) as src:
+                return read_elf(src)
+        except InputError as exc:  # a FIFO or device where a library is looked for: unloadable, never opened blocking
+            raise ElfError(f"cannot read file data: {exc}") from exc

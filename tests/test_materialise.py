@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import zipfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from packer.emulator import staging
 from packer.errors import InputError
 from packer.materialise import Budget, unpack
 from packer.tree import open_tree
+from tests.fuzzing import zip_member
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -38,15 +38,7 @@ def snapshot(root: Path) -> dict[str, str]:
     return out
 
 
-def add(zf: zipfile.ZipFile, name: str, data: str = "", *, link: str | None = None, mode: int = 0o644) -> None:
-    info = zipfile.ZipInfo(name)
-    info.create_system = 3
-    if link is not None:
-        info.external_attr = (stat.S_IFLNK | 0o777) << 16
-        zf.writestr(info, link)
-    else:
-        info.external_attr = (stat.S_IFREG | mode) << 16
-        zf.writestr(info, data)
+add = zip_member  # a Unix member, or a symlink member as `zip -y` stores it
 
 
 @pytest.fixture

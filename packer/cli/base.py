@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import sys
+import traceback
 from packer._compat import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 class Context:
     def __init__(self, debug: bool) -> None:
         self.debug = debug
+        self.config_path: Path | None = None  # the configuration file in effect, for error messages
 
 
 def _handle(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,15 +40,33 @@ def _handle(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except LayerpackError as exc:
-            if debug:
-                raise
-            click.echo(f"layerpack: error: {exc}", err=True)
+            if debug:  # the traceback for the bug report; the exit code stays what scripts expect
+                traceback.print_exc()
+            click.echo(f"layerpack: error: {exc}{_from_config(ctx, str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("layerpack: interrupted", err=True)
             ctx.exit(130)
 
     return wrapper
+
+
+def _from_config(ctx: click.Context, message: str) -> str:
+    """" (set in FILE:LINE)" when the value the error names came from the configuration file."""
+    obj = ctx.find_object(Context)
+    path = obj.config_path if obj else None
+    if path is None:
+        return ""
+    from click.core import ParameterSource
+
+    for name, value in ctx.params.items():
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT_MAP:
+            continue
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(item, str) and repr(item) in message or (isinstance(item, str) and item and f" {item}" in message):
+                key = next((k for k in (ctx.default_map or {}) if (ctx.default_map or {})[k] == value or k == name), name)
+                return f" (set by {_line_of(path, key)})"
+    return ""
 
 
 class LayerpackGroup(click.Group):
@@ -147,7 +168,10 @@ def main(ctx: click.Context, debug: bool) -> None:
     try:
         name = ctx.invoked_subcommand
         cmd = main.get_command(ctx, name) if name else None
-        ctx.default_map = defaults_from_config({name: cmd} if cmd else {}, load_config())
+        config, ctx.obj.config_path = find_config()
+        if config:
+            check_config_keys(ctx, config, ctx.obj.config_path)
+        ctx.default_map = defaults_from_config({name: cmd} if cmd else {}, config)
     except LayerpackError as exc:
         click.echo(f"layerpack: error: {exc}", err=True)
         ctx.exit(EXIT_USAGE)
@@ -157,6 +181,11 @@ def load_config(start: Path | None = None) -> dict[str, Any]:
     """`[tool.layerpack]` of the nearest pyproject.toml, or the nearest layerpack.toml.
 
     Options given on the command line override these values (click's default_map mechanism)."""
+    return find_config(start)[0]
+
+
+def find_config(start: Path | None = None) -> tuple[dict[str, Any], Path | None]:
+    """(configuration table, the file it came from)."""
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         lp = d / "layerpack.toml"
@@ -165,14 +194,62 @@ def load_config(start: Path | None = None) -> dict[str, Any]:
             if path.is_file():
                 try:
                     data = tomllib.loads(path.read_text(encoding="utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise UsageError(f"{path}: invalid configuration: not UTF-8 (byte {exc.start})") from None
+                except RecursionError:
+                    raise UsageError(f"{path}: invalid configuration: nested too deeply") from None
                 except (tomllib.TOMLDecodeError, OSError) as exc:
                     raise UsageError(f"{path}: invalid configuration: {exc}") from exc
                 table = getter(data)
                 if table:
                     if not isinstance(table, dict):
                         raise UsageError(f"{path}: [tool.layerpack] must be a table")
-                    return table
-    return {}
+                    return table, path
+    return {}, None
+
+
+def _line_of(path: Path, key: str, table: str | None = None) -> str:
+    """`path:line` where `key` (or the table `[...table]`) is written, as well as a plain scan can tell."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    want = (re.compile(rf"^\s*\[\s*(tool\s*\.\s*layerpack\s*\.\s*)?{re.escape(table)}\s*\]") if table and key == table
+            else re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*="))
+    for n, line in enumerate(lines, 1):
+        if want.search(line):
+            return f"{path}:{n}"
+    return str(path)
+
+
+def check_config_keys(ctx: click.Context, config: dict[str, Any], path: Path | None) -> None:
+    """Unknown keys are an error naming the file and line: a misspelt key silently ignored means the
+    user's setting is not applied. Top-level keys are checked against every command's options
+    (importing the commands only when a file has keys to check)."""
+    commands = {n: main.get_command(ctx, n) for n in main.list_commands(ctx)}
+    known: set[str] = set()
+    for cmd in commands.values():
+        subs = cmd.commands.values() if isinstance(cmd, click.Group) else (cmd,)
+        for sub in subs:
+            known.update(config_keys(sub))
+    for key, value in config.items():
+        norm = key.replace("-", "_")
+        if isinstance(value, dict):
+            if key not in commands:
+                where = _line_of(path, key, key) if path else "configuration"
+                raise UsageError(f"{where}: unknown table [{key}]; tables are named after commands: "
+                                 f"{', '.join(sorted(commands))}")
+            cmd = commands[key]
+            if not isinstance(cmd, click.Group):
+                params = config_keys(cmd)
+                for sub in value:
+                    if sub.replace("-", "_") not in params:
+                        where = _line_of(path, sub) if path else "configuration"
+                        raise UsageError(f"{where}: [{key}] has unknown option {sub!r}",
+                                         hint=f"`layerpack {key} --help` lists its options")
+        elif norm not in known:
+            where = _line_of(path, key) if path else "configuration"
+            raise UsageError(f"{where}: unknown key {key!r}", hint="see `layerpack COMMAND --help` for the options a key can set")
 
 
 def defaults_from_config(commands: dict[str, click.Command], config: dict[str, Any]) -> dict[str, Any]:

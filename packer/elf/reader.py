@@ -13,6 +13,7 @@ Every malformed input raises `ElfError`; nothing here executes or maps the file.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -513,15 +514,28 @@ def _read_verdef(r: _Reader, loads, vaddr: int, num: int, s) -> list[str]:
 
 def read_path(path: str | os.PathLike) -> ElfInfo:
     """Read an ELF file from disk without following it anywhere but the file itself."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise ElfError(f"cannot open: {exc.strerror}") from exc
+    fd = open_regular(path)
     try:
         size = os.fstat(fd).st_size
         return read_elf(FileSource(fd, size))
     finally:
         os.close(fd)
+
+
+def open_regular(path: str | os.PathLike) -> int:
+    """A read descriptor for a regular file. O_NONBLOCK: a FIFO where a library is looked for must
+    not block the run (it opens at once, then is refused by type); a directory is refused by type
+    too (reading it raised IsADirectoryError)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ElfError(f"cannot open: {exc.strerror}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ElfError(f"cannot read file data: {kind}")
+    return fd
 
 
 class InfoMemo:
@@ -557,10 +571,7 @@ class InfoMemo:
         return value
 
     def read_path(self, path: str | os.PathLike) -> ElfInfo:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise ElfError(f"cannot open: {exc.strerror}") from exc
+        fd = open_regular(path)
         try:
             return self.read_fd(fd)
         finally:
@@ -574,10 +585,15 @@ def read_bytes(data: bytes) -> ElfInfo:
 def sniff(path: str | os.PathLike) -> bool:
     """True when the file starts with the ELF magic (cheap pre-filter for tree walks)."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == ELF_MAGIC
+        fd = open_regular(path)
+    except ElfError:
+        return False
+    try:
+        return os.pread(fd, 4, 0) == ELF_MAGIC
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -591,7 +607,7 @@ def read_sections(path: str | os.PathLike) -> list[Section]:
     """The section table with names, bounded like the rest of this reader (no file-size trust,
     at most MAX_SHNUM entries, names capped at MAX_STRING). Used for strip's size estimate, so
     pyelftools is not needed at run time; tests compare it with pyelftools."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_regular(path)
     try:
         r = _Reader(FileSource(fd, os.fstat(fd).st_size))
         headers = r.section_headers()

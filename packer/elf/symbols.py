@@ -31,7 +31,7 @@ def symbols_needing(data: bytes, versions: set[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {v: [] for v in versions}
     try:
         _fill(data, out)
-    except (struct.error, IndexError, ValueError):
+    except (struct.error, IndexError, ValueError, OverflowError):  # offsets past the file or past any C size
         pass
     return out
 

@@ -42,11 +42,16 @@ def session(opts: AwsOptions, region: str | None = None) -> Any:
     import boto3
     import botocore.exceptions
 
+    # AWS_REGION is what the AWS CLI v2 and the SDKs of other languages read first; the installed
+    # botocore only reads AWS_DEFAULT_REGION, so it is passed explicitly.
+    region = region or os.environ.get("AWS_REGION") or None
     try:
         return boto3.session.Session(profile_name=opts.profile, region_name=region)
     except botocore.exceptions.ProfileNotFound as exc:
         raise PublishError(f"AWS profile {exc.kwargs.get('profile', opts.profile)!r} not found",
                            hint="check --profile and AWS_PROFILE against ~/.aws/config") from None
+    except botocore.exceptions.BotoCoreError as exc:  # a malformed ~/.aws/config or credentials file
+        raise PublishError(f"AWS configuration: {exc}") from None
 
 
 def resolve_regions(opts: AwsOptions, regions: tuple[str, ...]) -> tuple[str, ...]:
@@ -68,6 +73,8 @@ def require_credentials(opts: AwsOptions) -> None:
         creds = session(opts).get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
         raise PublishError(f"cannot load AWS credentials: {exc}") from None
+    except ValueError as exc:  # credential_process printed something that is not JSON
+        raise PublishError(f"cannot load AWS credentials: credential_process output is not JSON ({exc})") from None
     if creds is None:
         raise PublishError("no AWS credentials found",
                            hint="set AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "

@@ -12,7 +12,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from packer.errors import LayerpackError
+from packer.errors import LayerpackError, PublishError
 from packer.findings import Finding, Severity, define, finding
 from packer.publish.archive import Archive
 from packer.publish.plan import LayerRequest, publish_params
@@ -80,9 +80,13 @@ class Limits:
 
 @functools.lru_cache(maxsize=1)
 def limits() -> Limits:
+    import botocore.exceptions
     import botocore.session
 
-    model = botocore.session.get_session().get_service_model("lambda")
+    try:
+        model = botocore.session.get_session().get_service_model("lambda")
+    except botocore.exceptions.BotoCoreError as exc:  # it reads ~/.aws/config, which may be malformed
+        raise PublishError(f"AWS configuration: {exc}") from None
     publish = model.operation_model("PublishLayerVersion").input_shape.members
     permission = model.operation_model("AddLayerVersionPermission").input_shape.members
     content = publish["Content"].members

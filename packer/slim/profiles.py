@@ -270,9 +270,9 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         elif c == "?":
             out.append("[^/]")
             i += 1
-        elif c == "[":
-            j = pat.find("]", i + 1)
-            body = pat[i + 1 : j]
+        elif c == "[" and pat.find("]", i + 2) != -1:  # `[]x]`: a leading `]` is part of the set
+            j = pat.find("]", i + 2)
+            body = pat[i + 1 : j].replace("\\", "\\\\")
             if body.startswith("!"):
                 body = "^" + body[1:]
             out.append(f"[{body}]")
@@ -281,7 +281,10 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(c))
             i += 1
     body = "".join(out)
-    return re.compile(body if anchored else f"(?:.*/)?{body}")
+    try:
+        return re.compile(body if anchored else f"(?:.*/)?{body}")
+    except re.error as exc:  # `[z-a]`, `[!]`: a set the glob syntax allows to be written
+        raise PolicyError(f"glob {pattern!r} cannot be used: {exc}") from None
 
 
 def glob_match(pattern: str, rel: str) -> bool:
