@@ -153,7 +153,7 @@ def _hardcoded_paths(tree: Tree, rel: str, fs: LambdaFS, is_started: bool) -> li
     """Absolute ROOTDIR=/BINDIR=-style assignments and `exec` targets (with the script's own
     variables expanded) that point where nothing is on Lambda."""
     text = tree.read_bytes(rel, limit=256 * 1024).decode("utf-8", "replace")
-    known: dict[str, str] = {}
+    known: dict[str, str] = {"LAMBDA_TASK_ROOT": "/var/task"}
     paths: list[str] = []
     for m in _ROOT_VAR.finditer(text):
         value = _expand_literal(m.group(2), known)
@@ -322,6 +322,7 @@ def script_findings(tree: Tree, rel: str, rt: Runtime, fs: LambdaFS, mount: str)
     if program is None:
         return out
     if posixpath.basename(program) in _SHELLS:
+        out.extend(_hardcoded_paths(tree, rel, fs, True))
         text = data.decode("utf-8", "replace")
         for cmd in sorted(shell_commands(text)):
             if fs.which(cmd) is None:

@@ -522,3 +522,20 @@ def test_vendor_does_not_call_an_output_clean_that_ld_so_refuses(lambda_root: Pa
     assert not ran.ok and "invalid ELF header" in ran.err
     assert res.returncode == 1, res.stdout
     assert "LP111" in res.stdout and "clean: no missing" not in res.stdout
+
+
+def test_a_bootstrap_that_execs_what_is_not_there_fails(lambda_root: Path, tmp_path: Path) -> None:
+    """aws-lambda-cpp's bootstrap names $LAMBDA_TASK_ROOT: shipped as a layer (at /opt) it execs a
+    loader that is not there."""
+    layer = tmp_path / "layer"
+    lib(layer / "lib" / "libv.so.1", "good")
+    program(layer / "bin" / "app", layer / "lib")
+    shutil.copy(os.path.realpath(LDSO), layer / "lib" / "ld-linux-x86-64.so.2")
+    (layer / "bootstrap").write_text("#!/bin/bash\nexec $LAMBDA_TASK_ROOT/lib/ld-linux-x86-64.so.2 --library-path "
+                                     "$LAMBDA_TASK_ROOT/lib $LAMBDA_TASK_ROOT/bin/app\n")
+    (layer / "bootstrap").chmod(0o755)
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert not ran.ok and "No such file or directory" in ran.err, ran
+    report = analyze(layer)
+    (f,) = [f for f in report.findings if f.code == "LP427"]
+    assert "/var/task/lib/ld-linux-x86-64.so.2" in f.data["paths"]
