@@ -127,3 +127,24 @@ def test_reanalysis_of_the_probe_layer_proves_the_closure(probe_layer) -> None:
     assert (layer / bundle / "gconv" / "EUC-JP.so").is_file()
     assert f"/opt/{bundle}/gconv".encode() in (layer / bundle / "libc.so.6").read_bytes()
     assert b"/usr/lib/x86_64-linux-gnu/gconv" not in (layer / bundle / "libc.so.6").read_bytes()
+
+
+def test_payload_program_whose_interpreter_field_is_too_short_keeps_the_loader_wrapper(tmp_path: Path) -> None:
+    """The one case left for the old wrapper: a payload-carrying program whose PT_INTERP cannot hold
+    the bundled loader's path; it is started through the loader (LP905) and still runs."""
+    gcc = require_tool("gcc")
+    prog = tmp_path / "short"
+    src = Path(__file__).resolve().parent.parent / "fixtures" / "src" / "needs_glibc236.c"
+    subprocess.run([gcc, "-O1", "-Wl,--dynamic-linker=/lib/ld.so", "-o", str(prog), str(src)], check=True)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bootstrap").write_bytes(prog.read_bytes() + b"CORE" * 4096)
+    (tmp_path / "in" / "bootstrap").chmod(0o755)
+    p = vendor.plan(tmp_path / "in", bundle_libc=True)
+    assert "LP905" in {f.code for f in p.findings} and p.in_place == []
+    out = tmp_path / "out"
+    res = vendor.apply(p, out)
+    assert res.ok and not [f for f in res.report.findings if f.severity == "error"], res.report.findings
+    assert (out / "bin" / "bootstrap.real").read_bytes() == (tmp_path / "in" / "bootstrap").read_bytes()
+    assert f'"$here/{p.bundle.dir}/ld.so" --argv0 "$0" --library-path' in (out / "bootstrap").read_text()
+    ran = sandbox_run(out)
+    assert ran.returncode == 0 and "random 0" in ran.stdout, ran.stderr

@@ -136,15 +136,18 @@ def plan_bundle(report: Report, p: VendorPlan, host: HostLibraries, loader_name:
     return bundle
 
 
+GLIBC_LOADERS = {"x86_64": "ld-linux-x86-64.so.2", "aarch64": "ld-linux-aarch64.so.1"}
+
+
 def program_interp(report: Report) -> str:
-    """The loader the tree's glibc programs ask for (they must agree: one bundle serves them all)."""
-    interps = {f.info.interp for f in report.elf_files
-               if f.info is not None and f.info.interp and not f.info.is_musl and f.info.is_program}
-    if not interps:
+    """The glibc loader to bundle: the machine's standard one (every program of the tree will ask
+    for it, whatever odd path it was linked with)."""
+    if not any(f.info is not None and f.info.interp and not f.info.is_musl and f.info.is_program for f in report.elf_files):
         raise VendorError("--bundle-libc: no dynamically linked glibc program in the tree; nothing would use a bundled glibc")
-    if len(interps) > 1:
-        raise VendorError(f"--bundle-libc: the programs ask for different loaders ({', '.join(sorted(interps))})")
-    return posixpath.basename(interps.pop())
+    name = GLIBC_LOADERS.get(report.runtime.machine)
+    if name is None:
+        raise VendorError(f"--bundle-libc: no glibc loader known for {report.runtime.machine}")
+    return name
 
 
 def bundle_patches(report: Report, p: VendorPlan, bundle: Bundle, want_rpath) -> tuple[list[PatchOp], dict[str, str]]:
@@ -159,7 +162,7 @@ def bundle_patches(report: Report, p: VendorPlan, bundle: Bundle, want_rpath) ->
         if i is None or i.is_static or i.is_musl:
             continue
         if i.has_payload:
-            if i.is_program and i.interp:
+            if i.is_program and i.interp and len(bundle.interp) <= len(i.interp):  # fits, NUL included
                 in_place.append(PatchOp(f.rel, Patch(interpreter=bundle.interp), "carries a payload: interpreter rewritten in place"))
             continue
         if i.is_program and i.interp:
@@ -171,12 +174,6 @@ def bundle_patches(report: Report, p: VendorPlan, bundle: Bundle, want_rpath) ->
         if c.dest.startswith(bundle.dir + "/") and c.soname != "libc.so.6" and c.reason == "--bundle-libc":
             want_rpath(c.dest, bundle.dir, "resolves in its bundle")
     return in_place, interp
-
-
-def interp_fits(report: Report, rel: str, interp: str) -> bool:
-    """Whether `interp` (plus its NUL) fits in the PT_INTERP the file already has."""
-    f = next(f for f in report.elf_files if f.rel == rel)
-    return f.info is not None and f.info.interp is not None and len(interp) <= len(f.info.interp)
 
 
 def bootstrap_program(report: Report) -> tuple[str, bool] | None:
@@ -198,17 +195,21 @@ def payload_wrapper(report: Report, p: VendorPlan, bundle: Bundle, in_place: lis
     first (the file cannot get an RPATH), or — if even its interpreter cannot be rewritten — the old
     start through the bundled loader."""
     found = bootstrap_program(report)
-    payload_rels = {op.rel for op in in_place}
-    for op in in_place:
-        if found is None or op.rel != found[0]:
-            p.findings.append(finding(PAYLOAD_NOT_PATCHED, op.rel, f"{op.rel} carries a payload: its interpreter is rewritten in "
-                                      "place but it has no RPATH; it finds the bundled glibc only if whoever starts it puts "
-                                      f"{bundle.dir}/ first on LD_LIBRARY_PATH"))
-    if found is None or found[0] not in payload_rels:
+    fitted = {op.rel for op in in_place}
+    payload = sorted(f.rel for f in report.elf_files
+                     if f.info is not None and f.info.has_payload and f.info.is_program and f.info.interp and not f.info.is_musl)
+    for rel in payload:
+        if found is not None and rel == found[0]:
+            continue
+        why = (f"its interpreter is rewritten in place but it has no RPATH; it finds the bundled glibc only if whoever starts it "
+               f"puts {bundle.dir}/ first on LD_LIBRARY_PATH" if rel in fitted else
+               f"its interpreter field is too short for {bundle.interp}, so it still starts on the runtime's loader")
+        p.findings.append(finding(PAYLOAD_NOT_PATCHED, rel, f"{rel} carries a payload: {why}"))
+    if found is None or found[0] not in payload:
         return None
     rel, is_file = found
     program = "bin/bootstrap.real" if is_file else rel
-    if interp_fits(report, rel, bundle.interp):
+    if rel in fitted:
         text = (f"#!/bin/sh\n{WRAPPER_MARK}: {program} carries a payload (patchelf would break it), so\n"
                 "# it cannot get an RPATH; its interpreter is the bundled loader, and this puts the bundled glibc first.\n"
                 'here="${0%/*}"\n'
