@@ -8,7 +8,10 @@ import os
 
 import pytest
 
-from tests.examples_support import run_example, said
+from tests.conftest import ROOT
+from tests.emulator_support import sandbox_ready  # noqa: F401 (fixture)
+from tests.examples_support import bullseye, invoke_on_image, run_example, said  # noqa: F401 (fixtures)
+from tests.images_support import bullseye_image, bullseye_tar, registry  # noqa: F401 (fixtures)
 
 FACTORIAL_25 = 15511210043330985984000000
 EVENT = {"hello": "haskell", "n": [1, 2, 3]}
@@ -54,3 +57,17 @@ def test_static_build_is_reported_as_static(ran):
     proc, work = ran
     assert "LP106 info bootstrap: bootstrap is statically linked" in said(proc)
     assert "getaddrinfo" in (work / "static-link.log").read_text()
+
+
+def test_bundled_haskell_layer_answers_on_debian_11_where_the_unbundled_one_cannot_load(ran, bullseye):
+    """Debian 11's glibc 2.31 is older than the 2.36 GHC's output was linked against (and it has
+    libffi.so.7, not .8): the layer as built cannot load there; the --bundle-libc layer answers."""
+    _, work = ran
+    event = ROOT / "examples" / "haskell" / "event.json"
+    plain = invoke_on_image(bullseye, work / "al2023.zip", event)
+    assert plain.returncode != 0 and ("GLIBC_2.3" in plain.stderr or "cannot open shared object file" in plain.stderr)
+    proc = invoke_on_image(bullseye, work / "al2.zip", event)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout)
+    assert answer["echo"] == EVENT and answer["factorial_25"] == FACTORIAL_25 and answer["gzip_roundtrip"] is True
+    assert "LP823" not in proc.stderr  # the image's glibc, not this machine's, was underneath

@@ -14,7 +14,9 @@ import pytest
 
 from packer.elf.reader import read_path
 from tests.conftest import ROOT
-from tests.examples_support import run_example, said
+from tests.emulator_support import sandbox_ready  # noqa: F401 (fixture)
+from tests.examples_support import bullseye, invoke_on_image, run_example, said  # noqa: F401 (fixtures)
+from tests.images_support import bullseye_image, bullseye_tar, registry  # noqa: F401 (fixtures)
 
 EXAMPLE = ROOT / "examples" / "racket"
 
@@ -55,3 +57,15 @@ def test_bundled_racket_layer_answers(ran):
 def test_expected_output_is_checked_in():
     text = (EXAMPLE / "expected-output.txt").read_text()
     assert "hypot@GLIBC_2.35" in text and '"implementation":"Racket' in text and "PT_INTERP=/opt/glibc-" in text
+
+
+def test_bundled_racket_layer_answers_on_debian_11(ran, bullseye):
+    """Racket needs GLIBC_2.35; Debian 11 has 2.31: starter and VM both run on the bundled glibc."""
+    _, work = ran
+    # Racket looks up its user's home directory; Lambda's /etc/passwd has sbx_user1051, the test
+    # image's has no entry for that uid, so HOME stands in for it
+    proc = invoke_on_image(bullseye, work / "bundled.zip", EXAMPLE / "event.json", "--memory", "512", "--env", "HOME=/tmp")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout)
+    assert answer["implementation"].startswith("Racket ") and sorted(answer["keys"]) == ["a", "b"]
+    assert "LP823" not in proc.stderr

@@ -8,7 +8,9 @@ import pytest
 
 from packer.elf.reader import read_path
 from tests.conftest import ROOT
-from tests.examples_support import run_example, said
+from tests.emulator_support import sandbox_ready  # noqa: F401 (fixture)
+from tests.examples_support import bullseye, invoke_on_image, run_example, said  # noqa: F401 (fixtures)
+from tests.images_support import bullseye_image, bullseye_tar, registry  # noqa: F401 (fixtures)
 
 EXAMPLE = ROOT / "examples" / "sbcl"
 
@@ -49,3 +51,12 @@ def test_sbcl_on_provided_al2_answers_with_the_bundled_glibc_and_its_core_intact
     assert (layer / "bin" / "bootstrap.real").stat().st_size == (work / "plain" / "bootstrap").stat().st_size
     answer = json.loads((work / "al2.out").read_text())
     assert answer["factorial_25"] == 15511210043330985984000000
+
+
+def test_bundled_sbcl_layer_answers_on_debian_11(ran, bullseye):
+    """The SBCL runtime needs GLIBC_2.34; Debian 11 has 2.31: the bundled layer answers there."""
+    _, work = ran
+    proc = invoke_on_image(bullseye, work / "al2.zip", EXAMPLE / "event.json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["factorial_25"] == 15511210043330985984000000
+    assert "LP823" not in proc.stderr

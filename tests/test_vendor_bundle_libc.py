@@ -22,6 +22,9 @@ from packer.elf.reader import read_path
 from tests.conftest import require_tool, run_cli
 from tests.test_vendor import X86, patcher, sandbox_run  # noqa: F401 (patcher: a fixture, both patchers)
 from tests.trees import make_tree
+from tests.emulator_support import sandbox_ready  # noqa: F401 (fixture)
+from tests.examples_support import bullseye  # noqa: F401 (fixture)
+from tests.images_support import bullseye_image, bullseye_tar, registry  # noqa: F401 (fixtures)
 
 PROBE = Path(__file__).resolve().parent.parent / "fixtures" / "src" / "glibc_runtime_probe.c"
 BUNDLE = re.compile(r"glibc-[0-9a-f]{8}")
@@ -110,7 +113,7 @@ def test_nss_gconv_and_libgcc_s_all_come_from_the_bundle(probe_layer) -> None:
     res = run_cli("invoke", str(layer), "--runtime", "provided.al2", "--event", "-", "--json", input="{}", timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     answer = json.loads(res.stdout.splitlines()[0])["payload"]
-    assert answer["getaddrinfo"] == 0 and answer["user"] and answer["iconv"] == "ok" and answer["cancelled"] is True
+    assert answer["getaddrinfo"] == 0 and answer["user"] == "root" and answer["iconv"] == "ok" and answer["cancelled"] is True
     assert answer["exe"] == "/opt/bootstrap"  # the program itself, not a loader
     mapped = {os.path.basename(m): m for m in answer["maps"]}
     assert {"libc.so.6", "ld-linux-x86-64.so.2", "libgcc_s.so.1", "EUC-JP.so"} <= set(mapped)
@@ -148,3 +151,21 @@ def test_payload_program_whose_interpreter_field_is_too_short_keeps_the_loader_w
     assert f'"$here/{p.bundle.dir}/ld.so" --argv0 "$0" --library-path' in (out / "bootstrap").read_text()
     ran = sandbox_run(out)
     assert ran.returncode == 0 and "random 0" in ran.stdout, ran.stderr
+
+
+def test_on_debian_11_nothing_of_the_images_older_glibc_is_loaded(probe_layer, bullseye, tmp_path):
+    """Debian 11 has glibc 2.31 in /lib/x86_64-linux-gnu and its gconv modules at the very path
+    Debian 12's libc.so.6 was built with: the probe must still map only the bundle's files."""
+    layer, bundle = probe_layer
+    image, cache = bullseye
+    res = run_cli("invoke", str(layer), "--image", image, "--event", "-", "--json", input="{}",
+                  env={"LAYERPACK_CACHE_DIR": str(cache)}, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    answer = json.loads(res.stdout.splitlines()[0])["payload"]
+    # the image has no /etc/hosts (Docker writes one at run time), so "localhost" cannot resolve there
+    # (-2, EAI_NONAME); getpwuid(0) goes through NSS "files" with the image's /etc/passwd
+    assert answer["getaddrinfo"] in (0, -2) and answer["user"] == "root", answer
+    assert answer["iconv"] == "ok" and answer["cancelled"] is True, answer
+    assert answer["exe"] == "/opt/bootstrap"
+    assert {"libc.so.6", "libgcc_s.so.1", "EUC-JP.so"} <= {os.path.basename(m) for m in answer["maps"]}
+    assert all(m.startswith(f"/opt/{bundle}/") for m in answer["maps"]), answer["maps"]

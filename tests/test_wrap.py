@@ -238,24 +238,24 @@ def test_program_start_up_is_counted_in_init_not_in_the_first_event(tmp_path, re
     assert rows[0]["report"]["initDurationMs"] >= spin > 0
 
 
-def test_missing_interpreter_fails_init_with_program_not_found_and_exit_127(tmp_path):
-    prog = tmp_path / "needs-python.py"
-    prog.write_text("#!/usr/bin/python9.9\nprint('never')\n")
+def _wrapped(tmp_path: Path, name: str, text: str) -> Path:
+    """A layer wrapping an executable script `name` with `text`."""
+    prog = tmp_path / name
+    prog.write_text(text)
     prog.chmod(0o755)
     out = tmp_path / "layer"
     assert run_cli("wrap", str(prog), "--out", str(out)).returncode == 0
-    rows, proc = invoke(out, [{}], tmp_path)
+    return out
+
+
+def test_missing_interpreter_fails_init_with_program_not_found_and_exit_127(tmp_path):
+    rows, proc = invoke(_wrapped(tmp_path, "needs-python.py", "#!/usr/bin/python9.9\nprint('never')\n"), [{}], tmp_path)
     assert proc.returncode == 1
     text = proc.stdout + proc.stderr
     assert "Stdio.ProgramNotFound" in text and "exit status 127" in text and "signal" not in text
 
 
 def test_exit_status_is_reported_as_the_program_ended(tmp_path):
-    prog = tmp_path / "quits.sh"
-    prog.write_text("#!/bin/bash\nread -r line\nexit 127\n")
-    prog.chmod(0o755)
-    out = tmp_path / "layer"
-    assert run_cli("wrap", str(prog), "--out", str(out)).returncode == 0
-    rows, _ = invoke(out, [{}], tmp_path)
+    rows, _ = invoke(_wrapped(tmp_path, "quits.sh", "#!/bin/bash\nread -r line\nexit 127\n"), [{}], tmp_path)
     err = payloads(rows)[0]
     assert err["errorType"] == "Stdio.ProgramExited" and "(exit status 127)" in err["errorMessage"]
