@@ -11,8 +11,9 @@ import shutil
 
 import pytest
 
-from tests.aws_clients_support import node_ric_layer, node_ric_version, python_ric_layer
-from tests.emulator_support import EMU, emu_cache, invoke_cli, sandbox_ready  # noqa: F401
+from tests.aws_clients_support import NODE_RIC_DIR, node_ric_layer, node_ric_version, python_ric_layer
+from tests.conftest import run_cli
+from tests.emulator_support import EMU, cli_env, emu_cache, invoke_cli, sandbox_ready  # noqa: F401
 
 ARN = "arn:aws:lambda:us-east-1:012345678912:function:function"
 
@@ -157,3 +158,22 @@ def test_aws_lambda_ric_error_mid_stream_fails_the_invocation(sandbox_ready, emu
     assert proc.returncode == 1
     assert not doc["ok"] and doc["errorType"] == "Error"
     assert doc["payload"]["errorMessage"] == "mid-stream failure"
+
+
+def test_managed_nodejs_runtime_runs_the_handler_with_the_layers_modules(sandbox_ready, emu_cache, tmp_path):
+    """--runtime nodejs22.x: the runtime's own bootstrap (the host's node + aws-lambda-ric) runs
+    index.handler; the layer's nodejs/node_modules package is found through Lambda's NODE_PATH."""
+    node_ric_version()  # fails with the install instruction when .ci/run has not installed the client
+    module = tmp_path / "layer" / "nodejs" / "node_modules" / "greet"
+    module.mkdir(parents=True)
+    (module / "index.js").write_text('module.exports = { word: "hello from the layer" };\n')
+    fn = tmp_path / "fn"
+    fn.mkdir()
+    (fn / "index.js").write_text('const greet = require("greet");\n'
+                                 'exports.handler = async (event) => ({ word: greet.word, n: event.n, '
+                                 'node: process.execPath });\n')
+    proc = run_cli("invoke", str(tmp_path / "layer"), "--function", str(fn), "--runtime", "nodejs22.x",
+                   "--handler", "index.handler", "--event", "-", input='{"n": 3}',
+                   env={**cli_env(emu_cache), "LAYERPACK_NODE_RIC_DIR": str(NODE_RIC_DIR)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"word": "hello from the layer", "n": 3, "node": "/var/lang/bin/node"}

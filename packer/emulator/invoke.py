@@ -61,8 +61,9 @@ INIT_TIMEOUT = define("LP811", Severity.ERROR, "init did not finish in time (no 
 EXTENSION_FAILED = define("LP812", Severity.ERROR, "an extension failed (Extension.Crash / InitError / ExitError)",
                           "an executable in /opt/extensions must register, then loop on GET /extension/event/next; "
                           "read its output above")
-HOST_PYTHON = define("LP824", Severity.WARNING, "the host's Python stands in for the managed runtime's",
-                     "code that needs a feature of the runtime's Python version may behave differently here")
+HOST_INTERPRETER = define("LP824", Severity.WARNING, "the host's interpreter stands in for the managed runtime's",
+                          "code that needs a feature of the runtime's Python or Node.js version may behave "
+                          "differently here")
 NO_SANDBOX = define("LP820", Severity.WARNING, "running without a sandbox: the host's libraries and commands are visible",
                     "install bubblewrap so missing libraries fail here as they would on Lambda")
 HOST_LACKS_LIBS = define("LP821", Severity.INFO, "runtime libraries the host has no copy of are absent from the sandbox",
@@ -245,15 +246,16 @@ class LocalFunction:
                                       f"{'.'.join(map(str, ceiling))}"))
         self.bootstrap = staging.find_bootstrap(self.opt, self.task, self.root)
         self.managed = None
-        if self.rt.family == "python" and cfg.sandbox and self.image is None:
+        if self.rt.family in ("python", "node") and cfg.sandbox and self.image is None:
             # A managed runtime: Lambda runs its own /var/runtime/bootstrap, never a layer's.
             offered = {Path(p).name for p in self.rt.libs.entries}
-            self.managed = managed.prepare_python(self.rt.name, offered, self._scratch)
+            prepare = managed.prepare_python if self.rt.family == "python" else managed.prepare_node
+            self.managed = prepare(self.rt.name, offered, self._scratch)
             self.bootstrap = staging.Bootstrap(managed.BOOTSTRAP, f"{self.rt.name}'s own bootstrap")
             if self.managed.host_version != self.managed.runtime_version:
-                self.notes.append(finding(HOST_PYTHON, managed.LANG + "/bin/python3",
-                                          f"host Python {self.managed.host_version} runs the handler of "
-                                          f"{self.rt.name} (Python {self.managed.runtime_version})"))
+                self.notes.append(finding(HOST_INTERPRETER, managed.LANG + "/bin",
+                                          f"host {self.rt.family} {self.managed.host_version} runs the handler of "
+                                          f"{self.rt.name} ({self.rt.family} {self.managed.runtime_version})"))
         self.state = RuntimeState(cfg.timeout)
         self.state.on_dispatch = self._dispatched
         self.state.on_answer = self._answered

@@ -101,7 +101,12 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
         argv += ["--ro-bind", str(spec.drop), DROP]
     if not spec.image:
         argv += ["--dir", RUNTIME_DIR, "--dir", "/var/lang"]
+    made = {"/", "/var", RUNTIME_DIR, "/var/lang"}
     for host, inside in spec.binds:
+        parents = [p for p in Path(inside).parents if str(p) not in made]
+        for parent in reversed(parents):  # bwrap would make them 0700: unreadable to sbx_user1051
+            argv += ["--perms", "0755", "--dir", str(parent)]
+            made.add(str(parent))
         argv += ["--ro-bind", host, inside]
     for path in readonly:
         argv += ["--remount-ro", path]
