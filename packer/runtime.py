@@ -41,9 +41,16 @@ VERSION_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Version nodes without a number that a linker adds as a requirement, and the release that defines them.
+_MARKER_NODES: dict[str, tuple[str, tuple[int, ...]]] = {"GLIBC_ABI_DT_RELR": ("GLIBC", (2, 36))}
+
+
 @functools.lru_cache(maxsize=4096)
 def version_family(version: str) -> tuple[str, tuple[int, ...]] | None:
-    """'GLIBCXX_3.4.30' -> ('GLIBCXX', (3, 4, 30)); None for other nodes (GLIBC_PRIVATE, LIBFOO_1)."""
+    """'GLIBCXX_3.4.30' -> ('GLIBCXX', (3, 4, 30)); None for other nodes (GLIBC_PRIVATE, LIBFOO_1).
+    Marker nodes count as the release that introduced them (GLIBC_ABI_DT_RELR: glibc 2.36 NEWS)."""
+    if version in _MARKER_NODES:
+        return _MARKER_NODES[version]
     m = re.fullmatch(r"([A-Z]+)_(\d+(?:\.\d+)*)", version)
     if not m or m.group(1) not in VERSION_FAMILIES:
         return None

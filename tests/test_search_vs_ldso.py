@@ -142,7 +142,7 @@ def test_system_libraries_resolve_like_ld_so() -> None:
 from packer.analyze import analyze  # noqa: E402
 from packer.elf.patcher import patchelf_exe  # noqa: E402
 from tests.conftest import require_tool  # noqa: E402
-from tests.lambda_ldso import LIB_C, cc, lambda_root, lib, on_lambda, program  # noqa: E402,F401
+from tests.lambda_ldso import LIB_C, MAIN_C, cc, lambda_root, lib, on_lambda, program  # noqa: E402,F401
 
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 15088\n"
 
@@ -539,3 +539,18 @@ def test_a_bootstrap_that_execs_what_is_not_there_fails(lambda_root: Path, tmp_p
     report = analyze(layer)
     (f,) = [f for f in report.findings if f.code == "LP427"]
     assert "/var/task/lib/ld-linux-x86-64.so.2" in f.data["paths"]
+
+
+def test_dt_relr_marker_counts_as_glibc_2_36(tmp_path: Path) -> None:
+    """-z pack-relative-relocs adds a need for GLIBC_ABI_DT_RELR, a node glibc defines from 2.36 on:
+    ld.so of an older glibc stops with "version `GLIBC_ABI_DT_RELR' not found"."""
+    layer = tmp_path / "layer"
+    probe = subprocess.run(["gcc", "-Wl,-z,pack-relative-relocs", "-x", "c", "-", "-o", str(tmp_path / "probe")],
+                           input="int main(void){return 0;}", capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip("this linker has no -z pack-relative-relocs")
+    cc(layer / "bootstrap", MAIN_C.replace("puts(which())", "puts(\"relr\")").replace("const char *which(void);", ""),
+       "-Wl,-z,pack-relative-relocs")
+    report = analyze(layer)
+    (f,) = [f for f in report.findings if f.code == "LP201"]
+    assert "GLIBC_ABI_DT_RELR" in f.data["versions"] and f.data["ceiling"] == "GLIBC_2.34"
