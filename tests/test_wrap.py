@@ -259,3 +259,32 @@ def test_exit_status_is_reported_as_the_program_ended(tmp_path):
     rows, _ = invoke(_wrapped(tmp_path, "quits.sh", "#!/bin/bash\nread -r line\nexit 127\n"), [{}], tmp_path)
     err = payloads(rows)[0]
     assert err["errorType"] == "Stdio.ProgramExited" and "(exit status 127)" in err["errorMessage"]
+
+
+def test_node_handler_starts_the_program_during_init_and_fails_init_without_its_interpreter(tmp_path):
+    """Module load is Lambda's init for a nodejs handler: the import must take the program's start-up
+    (judged by the program's own clock), and a program that cannot start must fail the import."""
+    node = require_tool("node")
+    slow = tmp_path / "slow.sh"
+    slow.write_text(SLOW_START.replace('echo "warming up" && echo READY\n', ""))
+    slow.chmod(0o755)
+    missing = tmp_path / "missing.py"
+    missing.write_text("#!/usr/bin/python9.9\n")
+    missing.chmod(0o755)
+    driver = tmp_path / "driver.mjs"
+    driver.write_text(
+        "const t0 = performance.now();\n"
+        "try {\n"
+        "  const { handler } = await import(process.argv[2]);\n"
+        "  const initMs = performance.now() - t0;\n"
+        "  console.log(JSON.stringify({ initMs, ...(await handler({})) }));\n"
+        "} catch (err) { console.log(JSON.stringify({ errorType: err.name, errorMessage: err.message })); }\n"
+        "process.exit(0);\n")
+    rows = []
+    for prog in (slow, missing):
+        fn = tmp_path / prog.stem
+        assert run_cli("wrap", str(prog), "--out", str(fn), "--runtime", "nodejs22.x").returncode == 0
+        r = subprocess.run([node, str(driver), (fn / "index.mjs").as_uri()], capture_output=True, text=True, timeout=60)
+        rows.append(json.loads(r.stdout.splitlines()[0]))
+    assert rows[0]["initMs"] >= rows[0]["spin_ms"] > 0
+    assert rows[1]["errorType"] == "Stdio.ProgramNotFound" and "could not be started" in rows[1]["errorMessage"]
