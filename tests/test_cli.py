@@ -159,3 +159,23 @@ def test_repository_names_no_document_outside_itself() -> None:
                 continue
             hits += [f"{rel}:{n}" for n, line in enumerate(text.splitlines(), 1) if outside.search(line)]
     assert hits == []
+
+
+def test_broken_data_while_options_are_parsed_is_one_line(monkeypatch) -> None:
+    """A default read from data (runtimes.toml) fails inside click's parsing, outside any command:
+    still the one-line error and exit 2, not a traceback."""
+    from click.testing import CliRunner
+
+    from packer import runtime
+    from packer.errors import PolicyError
+
+    def broken() -> str:
+        raise PolicyError("runtimes.toml: broken for this test")
+
+    main.get_command(None, "check")  # imported before the monkeypatch takes the default's place
+    option = next(p for p in main.commands["check"].params if p.name == "runtime")
+    monkeypatch.setattr(option, "default", broken)
+    res = CliRunner().invoke(main, ["check", "."])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.exception
+    assert "layerpack: error: runtimes.toml: broken for this test" in res.output and "Traceback" not in res.output
+    assert runtime.default_runtime()  # the real data is untouched

@@ -124,6 +124,11 @@ class LayerpackGroup(click.Group):
             if not standalone_mode:
                 raise
             sys.exit(_usage_error(exc))
+        except LayerpackError as exc:  # raised while click parses (a default read from broken data)
+            if not standalone_mode or "--debug" in (args if args is not None else sys.argv[1:]):
+                raise
+            click.echo(f"layerpack: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
             if not standalone_mode:
                 raise

@@ -14,6 +14,7 @@ from packer.cli import options
 from packer.cli.base import EXIT_FINDINGS, main
 from packer.findings import Finding
 from packer.package import CheckReport, check
+from packer.quotas import largest_inline_zip
 from packer.render import console, emit_json, human_bytes, print_findings
 from packer.zipwrite import BACKENDS
 
@@ -46,16 +47,14 @@ def render_check(report: CheckReport) -> None:
     out.print(f"  unzipped   {t.unzipped:>13,} bytes ({human_bytes(t.unzipped)}), {pct_used:.1f}% of Lambda's "
               f"{budget.UNZIPPED_LIMIT:,}", markup=False)
     if t.zipped is not None:
-        via = "direct upload" if report.upload == "direct" else "publish goes through S3 (50 MiB or more)"
+        via = "direct upload" if report.upload == "direct" else f"publish goes through S3 (over {largest_inline_zip():,})"
         if t.zipped_estimate:
             out.print(f"  zipped    ~{t.zipped:>13,} bytes ({human_bytes(t.zipped)}), {via} — an ESTIMATE from a "
                       "sample (--exact-zip-size deflates everything)", markup=False)
-            from packer.quotas import largest_inline_zip
-
-            inline_max = largest_inline_zip()
+            inline_max = largest_inline_zip()  # the route check, build and publish share (packer.quotas)
             if abs(t.zipped - inline_max) < inline_max // 10:
-                out.print("  the estimate is within 10% of the 50 MiB inline-upload limit: the route is not certain; "
-                          "run with --exact-zip-size", markup=False)
+                out.print(f"  the estimate is within 10% of the {inline_max:,}-byte inline-upload limit: the route is "
+                          "not certain; run with --exact-zip-size", markup=False)
         else:
             out.print(f"  zipped     {t.zipped:>13,} bytes ({human_bytes(t.zipped)}), {via}", markup=False)
     for a in report.others:
