@@ -381,4 +381,4 @@ def test_an_estimate_near_the_inline_upload_limit_says_the_route_is_not_certain(
     tree.mkdir()
     (tree / "blob.bin").write_bytes(os.urandom(51 << 20))  # incompressible: zipped about 51 MiB
     text = cli("check", str(tree)).stdout
-    assert "ESTIMATE" in text and "within 10% of the 50 MiB inline-upload limit" in text
+    assert "ESTIMATE" in text and "within 10% of the 52,418,919-byte inline-upload limit" in text
