@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer.emulator.process import Process, exit_text
-from packer.emulator.server import Invocation, RuntimeState, _err, _Handler, read_body
+from packer.emulator.server import Handler, Invocation, RuntimeState, error_body, read_body
 
 EXT_API = "/2020-01-01/extension"
 EVENTS = ("INVOKE", "SHUTDOWN")
@@ -120,13 +120,13 @@ class ExtensionsState:
         with self.cond:
             external = name in self.expected
             if self.runtime.init_done_at is not None and not external:
-                return 403, _err("Extension.RegistrationClosed", "Extension registration closed already"), {}
+                return 403, error_body("Extension.RegistrationClosed", "Extension registration closed already"), {}
             if any(e.name == name for e in self.by_id.values()):
-                return 403, _err("Extension.InvalidExtensionState", "Extension with this name already registered"), {}
+                return 403, error_body("Extension.InvalidExtensionState", "Extension with this name already registered"), {}
             allowed = EVENTS if external else ("INVOKE",)
             for event in events:
                 if event not in allowed:
-                    return 403, _err("Extension.InvalidEventType",
+                    return 403, error_body("Extension.InvalidEventType",
                                      f"{event}: {'internal extensions may only register for INVOKE' if event in EVENTS else 'unknown event type'}"), {}
             ext = Extension(str(uuid.uuid4()), name, list(events), external)
             self.by_id[ext.id] = ext
@@ -148,24 +148,24 @@ class ExtensionsState:
             return event
 
 
-def _extension(h: _Handler) -> Extension | None:
+def _extension(h: Handler) -> Extension | None:
     """The caller named by Lambda-Extension-Identifier, or None after rendering the 403."""
     ext_id = h.headers.get("Lambda-Extension-Identifier")
     if not ext_id:
-        h._send(403, _err("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"))
+        h._send(403, error_body("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"))
         return None
     state: ExtensionsState = h.state.extensions
     ext = state.by_id.get(ext_id)
     if ext is None:
-        h._send(403, _err("Extension.UnknownExtensionIdentifier", f"Unknown extension {ext_id}"))
+        h._send(403, error_body("Extension.UnknownExtensionIdentifier", f"Unknown extension {ext_id}"))
     return ext
 
 
-def _register(h: _Handler, m: re.Match[str]) -> None:
+def _register(h: Handler, m: re.Match[str]) -> None:
     body = read_body(h, 1 << 20)
     name = h.headers.get("Lambda-Extension-Name")
     if not name:
-        h._send(403, _err("Extension.InvalidExtensionName", "Empty extension name"))
+        h._send(403, error_body("Extension.InvalidExtensionName", "Empty extension name"))
         return
     try:
         doc = json.loads(body.data or b"{}")
@@ -173,33 +173,33 @@ def _register(h: _Handler, m: re.Match[str]) -> None:
         if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
             raise ValueError("events must be a list of strings")
     except (ValueError, AttributeError) as exc:
-        h._send(403, _err("InvalidRequestFormat", str(exc)))
+        h._send(403, error_body("InvalidRequestFormat", str(exc)))
         return
     status, reply, headers = h.state.extensions.register(name, events)
     h._send(status, reply, headers)
 
 
-def _event_next(h: _Handler, m: re.Match[str]) -> None:
+def _event_next(h: Handler, m: re.Match[str]) -> None:
     ext = _extension(h)
     if ext is None:
         return
     event = h.state.extensions.next_event(ext, h.state.extensions.generation)
     if event is None:
         h.close_connection = True
-        h._send(500, _err("Extension.Unavailable", "this execution environment was replaced"))
+        h._send(500, error_body("Extension.Unavailable", "this execution environment was replaced"))
         return
     h._send(200, json.dumps(event).encode(), {"Lambda-Extension-Event-Identifier": str(uuid.uuid4())})
 
 
 def _error_report(attr: str):
-    def handle(h: _Handler, m: re.Match[str]) -> None:
+    def handle(h: Handler, m: re.Match[str]) -> None:
         read_body(h, 1 << 20)
         ext = _extension(h)
         if ext is None:
             return
         kind = h.headers.get("Lambda-Extension-Function-Error-Type")
         if not kind:
-            h._send(403, _err("Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"))
+            h._send(403, error_body("Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"))
             return
         setattr(ext, attr, kind)
         h._send(202, {"status": "OK"})

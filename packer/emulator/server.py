@@ -72,7 +72,7 @@ class Refused(Exception):
 
     def __init__(self, status: int, kind: str, message: str) -> None:
         super().__init__(message)
-        self.status, self.body = status, _err(kind, message)
+        self.status, self.body = status, error_body(kind, message)
 
 
 class RuntimeState:
@@ -171,19 +171,19 @@ class RuntimeState:
             inv = self.current
             if inv is None or inv.request_id != request_id:
                 if request_id in self.answered:
-                    return 403, _err("InvalidStateTransition",
+                    return 403, error_body("InvalidStateTransition",
                                      f"State transition from Ready to InvocationResponse failed for runtime. "
                                      f"Error: request {request_id} was already answered"), None
-                return 400, _err("InvalidRequestID", "Invalid request ID"), None
+                return 400, error_body("InvalidRequestID", "Invalid request ID"), None
             self.current = None
             self.settling = inv
             self.answered.append(request_id)
             inv.outcome = outcome
             if outcome.kind == "too_large":
-                return 413, _err("RequestEntityTooLarge",
+                return 413, error_body("RequestEntityTooLarge",
                                  f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."), inv
             if outcome.error_type == "Runtime.InvalidResponseModeHeader":
-                return 400, _err("InvalidFunctionResponseMode", "Invalid function response mode"), inv
+                return 400, error_body("InvalidFunctionResponseMode", "Invalid function response mode"), inv
             return 202, {"status": "OK"}, inv
 
     def settle(self, inv: Invocation) -> None:
@@ -199,7 +199,7 @@ class RuntimeState:
     def init_failed(self, outcome: Outcome) -> tuple[int, dict]:
         with self.cond:
             if self.init_done_at is not None or self.init_error is not None:
-                return 403, _err("InvalidStateTransition",
+                return 403, error_body("InvalidStateTransition",
                                  "State transition from Ready to InitError failed for runtime.")
             self.init_error = outcome
             self.cond.notify_all()
@@ -214,7 +214,7 @@ class RuntimeState:
                 inv.done.set()
 
 
-def _err(kind: str, message: str) -> dict:
+def error_body(kind: str, message: str) -> dict:
     return {"errorMessage": message, "errorType": kind}
 
 
@@ -297,14 +297,14 @@ def _trailer_error(trailers: dict[str, str]) -> tuple[str, bytes] | None:
     return kind, body or json.dumps({"errorType": kind, "errorMessage": ""}).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class Handler(BaseHTTPRequestHandler):
     """HTTP plumbing shared by the Runtime API and the invoke endpoint; routing by `routes`:
     (method, path pattern, function(handler, match)) tried in order."""
 
     protocol_version = "HTTP/1.1"
     server_version = "layerpack-runtime-api"
     disable_nagle_algorithm = True  # TCP_NODELAY on every accepted socket (see _send)
-    routes: list[tuple[str, re.Pattern[str], Callable[[_Handler, re.Match[str]], None]]] = []
+    routes: list[tuple[str, re.Pattern[str], Callable[[Handler, re.Match[str]], None]]] = []
     state: RuntimeState  # set on the subclass made per server
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
@@ -351,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self.command not in ("GET", "POST"):
             self.close_connection = True
-            self._send(405, _err("MethodNotAllowed", f"{self.command} {self.path}"))
+            self._send(405, error_body("MethodNotAllowed", f"{self.command} {self.path}"))
             return
         self._route(self.command)
 
@@ -364,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         if method == "POST":
             read_body(self, 0)
-        self._send(404, _err("NotFound", f"unknown path {self.path}"))
+        self._send(404, error_body("NotFound", f"unknown path {self.path}"))
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._route("GET")
@@ -374,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # -- the runtime router -------------------------------------------------------------------------
-def _next(h: _Handler, m: re.Match[str]) -> None:
+def _next(h: Handler, m: re.Match[str]) -> None:
     gen = h.state.generation
     try:
         inv = h.state.next(gen)
@@ -383,7 +383,7 @@ def _next(h: _Handler, m: re.Match[str]) -> None:
         return
     if inv is None:  # superseded process or shutting down
         h.close_connection = True
-        h._send(500, _err("Runtime.Unavailable", "this runtime process was replaced"))
+        h._send(500, error_body("Runtime.Unavailable", "this runtime process was replaced"))
         return
     headers = {
         "Lambda-Runtime-Aws-Request-Id": inv.request_id,
@@ -399,7 +399,7 @@ def _next(h: _Handler, m: re.Match[str]) -> None:
     h._send(200, inv.event, headers)
 
 
-def _response(h: _Handler, m: re.Match[str]) -> None:
+def _response(h: Handler, m: re.Match[str]) -> None:
     mode = h.headers.get("Lambda-Runtime-Function-Response-Mode")
     streaming = mode == STREAMING
     body = read_body(h, MAX_STREAMED if streaming else MAX_PAYLOAD)
@@ -419,7 +419,7 @@ def _response(h: _Handler, m: re.Match[str]) -> None:
     _answer(h, m.group(1), outcome)
 
 
-def _error(h: _Handler, m: re.Match[str]) -> None:
+def _error(h: Handler, m: re.Match[str]) -> None:
     body = read_body(h, MAX_PAYLOAD)
     error_type = h.headers.get("Lambda-Runtime-Function-Error-Type")
     payload = _error_body(body.data, h.headers.get("Content-Type", ""))
@@ -427,14 +427,14 @@ def _error(h: _Handler, m: re.Match[str]) -> None:
                                    time.monotonic()))
 
 
-def _answer(h: _Handler, request_id: str, outcome: Outcome) -> None:
+def _answer(h: Handler, request_id: str, outcome: Outcome) -> None:
     status, reply, inv = h.state.answer(request_id, outcome)
     h._send(status, reply)
     if inv is not None:
         h.state.settle(inv)
 
 
-def _init_error(h: _Handler, m: re.Match[str]) -> None:
+def _init_error(h: Handler, m: re.Match[str]) -> None:
     body = read_body(h, MAX_PAYLOAD)
     payload = _error_body(body.data, h.headers.get("Content-Type", ""))
     error_type = h.headers.get("Lambda-Runtime-Function-Error-Type") or payload_type(payload) or "Runtime.Unknown"
@@ -442,7 +442,7 @@ def _init_error(h: _Handler, m: re.Match[str]) -> None:
     h._send(status, reply)
 
 
-def _ping(h: _Handler, m: re.Match[str]) -> None:
+def _ping(h: Handler, m: re.Match[str]) -> None:
     h._send(200, b"pong", {"Content-Type": "text/plain"})
 
 
@@ -486,7 +486,7 @@ class RuntimeAPIServer:
 
     def __init__(self, state: RuntimeState, host: str = "127.0.0.1", port: int = 0,
                  extra_routes: list | None = None) -> None:
-        handler = type("RuntimeHandler", (_Handler,), {"state": state,
+        handler = type("RuntimeHandler", (Handler,), {"state": state,
                                                        "routes": RUNTIME_ROUTES + list(extra_routes or [])})
         self.state = state
         self.httpd = _Server((host, port), handler)
@@ -514,18 +514,18 @@ class InvokeServer:
     def __init__(self, invoke: InvokeFn, host: str = "127.0.0.1", port: int = 0) -> None:
         lock = threading.Lock()  # one execution environment: one invocation at a time
 
-        def serve(h: _Handler, m: re.Match[str]) -> None:
+        def serve(h: Handler, m: re.Match[str]) -> None:
             body = read_body(h, MAX_REQUEST)
             if body.too_large:
-                h._send(413, _err("RequestTooLargeException",
+                h._send(413, error_body("RequestTooLargeException",
                                   f"Request must be smaller than {MAX_REQUEST} bytes for the Invoke operation"))
                 return
             with lock:
                 status, headers, reply = invoke(body.data or b"{}", dict(h.headers.items()))
             h._send(status, reply, headers)
 
-        Handler = type("InvokeHandler", (_Handler,), {"routes": [("POST", re.compile(re.escape(self.PATH)), serve)]})
-        self.httpd = _Server((host, port), Handler)
+        handler = type("InvokeHandler", (Handler,), {"routes": [("POST", re.compile(re.escape(self.PATH)), serve)]})
+        self.httpd = _Server((host, port), handler)
         self.thread = _serve(self.httpd)
 
     @property
