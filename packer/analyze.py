@@ -47,8 +47,8 @@ PATH_NEEDED = define("LP108", Severity.WARNING, "DT_NEEDED names a path instead 
 UNLOADABLE_CANDIDATE = define("LP109", Severity.WARNING, "a library of another ELF class or machine sits where the loader looks",
                               "the loader skips only a wrong class or machine and searches on; remove it or rebuild it for the target")
 LOADER_STOPS = define("LP111", Severity.ERROR, "the loader stops at a file that is not a loadable library",
-                      "ld.so does not skip it (a Git LFS pointer, an empty or truncated file, a directory with the "
-                      "library's name): put the real library there (`git lfs pull`) or remove the file")
+                      "ld.so does not skip it (a Git LFS pointer, an empty or truncated file, a directory or a program "
+                      "with the library's name): put the real library there (`git lfs pull`) or remove the file")
 ENV_UNMODELLED = define("LP112", Severity.WARNING, "bootstrap sets LD_LIBRARY_PATH in a way layerpack cannot follow",
                         "write it as `export LD_LIBRARY_PATH=/opt/lib:$LD_LIBRARY_PATH`, or pass the value with `analyze --env`")
 CPU_DEPENDENT = define("LP113", Severity.WARNING, "which library loads depends on the CPU (glibc-hwcaps or legacy hwcap subdirectory)",

@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from packer.elf.reader import ElfInfo
+from packer.elf.reader import DF_1_PIE, ElfInfo
 from packer.errors import ElfError
 
 PROVIDED, BUNDLED, SHADOWED, VENDORABLE, MISSING = "provided", "bundled", "shadowed", "vendorable", "missing"
@@ -276,6 +276,10 @@ class Loader:
                 if why:
                     edge.skipped.append((found.path, why))
                     continue
+                refusal = _not_a_library(self.elf(found))
+                if refusal is not None:
+                    edge.status, edge.path, edge.via, edge.error, edge.found = UNLOADABLE, found.path, step.source, refusal, found
+                    return edge
             self._accept(edge, found, step.source)
             if found.where == "runtime":
                 # shadowing: does a later search directory hold the tree's own copy?
@@ -390,6 +394,18 @@ class Loader:
                 process.objects.append(target)
                 queue.append(target)
         return process
+
+
+def _not_a_library(info: ElfInfo | None) -> str | None:
+    """A valid ELF object of the right class and machine that ld.so still refuses as a
+    dependency (glibc _dl_map_object_from_fd): a program."""
+    if info is None:
+        return None
+    if info.type == 2:  # ET_EXEC
+        return "cannot dynamically load executable"
+    if info.flags_1 & DF_1_PIE:
+        return "cannot dynamically load position-independent executable"
+    return None
 
 
 def hwcap_subdirs(machine: str, glibc: tuple[int, ...] | None) -> tuple[str, ...]:
