@@ -12,7 +12,7 @@ import posixpath
 import re
 import shlex
 
-from packer.findings import Finding, Severity, define, finding
+from packer.findings import Finding, Severity, define, finding, summarise
 from packer.lambdafs import LAYER_MOUNT, LambdaFS, Mount
 from packer.runtime import Runtime
 from packer.tree import DIR, FILE, SPECIAL, SYMLINK, Tree
@@ -120,7 +120,7 @@ def layout_findings(tree: Tree, rt: Runtime, kind: str = "auto", *, fs: LambdaFS
         out.extend(_node_layout(tree))
     if "lib64" in tree.entries and tree.entries["lib64"].kind in (DIR, SYMLINK) and not _same_dir(tree, "lib", "lib64"):
         out.append(finding(LIB64_DIR, "lib64", f"{mount}/lib64 is not searched on Lambda (LD_LIBRARY_PATH has {mount}/lib)"))
-    return out
+    return summarise(out)
 
 
 def _script_interpreters(tree: Tree, fs: LambdaFS, mount: str, started: tuple[str, ...]) -> list[Finding]:

@@ -158,3 +158,19 @@ def test_aws_region_is_honoured(tmp_path, tree, monkeypatch):
         server.stop()
     assert r.returncode == 0, r.stderr
     assert [x["region"] for x in json.loads(r.stdout)["regions"]] == ["eu-west-1"]
+
+
+def test_thousands_of_findings_of_one_rule_are_summarised(tmp_path):
+    z = tmp_path / "many.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i in range(3000):
+            info = zipfile.ZipInfo(f"d{i // 100}/f{i}.txt")
+            info.create_system = 3
+            info.external_attr = 0o100600 << 16  # not readable by the Lambda user: LP410 each
+            zf.writestr(info, b"x")
+    r = run_cli("check", str(z))
+    assert r.returncode in (0, 1) and "Traceback" not in r.stderr
+    assert sum(line.startswith("LP410") for line in r.stdout.splitlines()) == 21 and "and 2,980 more LP410 findings" in r.stdout
+    doc = json.loads(run_cli("check", str(z), "--json").stdout)
+    found = [f for f in doc["findings"] if f["code"] == "LP410"]
+    assert len(found) == 21 and found[-1]["data"]["more"] == 2980
