@@ -409,6 +409,8 @@ class Analysis:
                                  f"({e.via}) before the layer's {e.shadowed}", library=e.name, winner=e.path),
                          key=(LIB_SHADOWED.code, e.shadowed, e.name))
             for path, why in e.skipped:
+                if not why.startswith("wrong"):
+                    continue  # unreadable by Lambda's user: LP410 names the file, and the search result shows the rest
                 self.add(finding(UNLOADABLE_CANDIDATE, self.rel(path), f"{self.rel(path)} is skipped by the loader: {why}"),
                          key=(UNLOADABLE_CANDIDATE.code, path))
         self.version_findings(proc)

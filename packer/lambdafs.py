@@ -173,7 +173,10 @@ class LambdaFS:
             if not self.runtime.has_library(node.path):
                 return None  # an executable, not a library
             return Found(path, node.path, "runtime", self.runtime.name)
-        return Found(path, node.path, "tree", node.mount.label if node.mount else "", ref=node, is_dir=node.kind == DIR)
+        entry = node.mount.tree.entries.get(node.rel) if node.mount is not None and node.rel else None
+        readable = entry is None or node.kind == DIR or bool(entry.mode & 0o004)
+        return Found(path, node.path, "tree", node.mount.label if node.mount else "", ref=node, is_dir=node.kind == DIR,
+                     readable=readable)
 
     def elf(self, found: Found) -> ElfInfo | None:
         node = found.ref

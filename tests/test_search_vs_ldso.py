@@ -557,3 +557,17 @@ def test_dt_relr_marker_counts_as_glibc_2_36(tmp_path: Path) -> None:
     report = analyze(layer)
     (f,) = [f for f in report.findings if f.code == "LP201"]
     assert "GLIBC_ABI_DT_RELR" in f.data["versions"] and f.data["ceiling"] == "GLIBC_2.34"
+
+
+def test_a_library_lambdas_user_cannot_read_is_skipped(lambda_root: Path, tmp_path: Path) -> None:
+    """Lambda runs the function as a user that owns no file: a 0600 library cannot be opened
+    (EACCES) and ld.so searches on, as for a missing file."""
+    layer = tmp_path / "layer"
+    lib(layer / "lib" / "libv.so.1", "good").chmod(0o600)
+    program(layer / "bootstrap", layer / "lib")
+    ran = on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer)
+    assert not ran.ok and "libv.so.1" in ran.err, ran
+    report = analyze(layer)
+    assert report.errors and ("LP101" in _codes(report) or "LP102" in _codes(report))
+    (layer / "lib" / "libv.so.1").chmod(0o644)
+    assert on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer).ok and not analyze(layer).errors

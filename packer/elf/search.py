@@ -57,6 +57,7 @@ class Found:
     label: str = ""  # which mount/layer, for reports
     ref: object = field(default=None, compare=False, hash=False)  # the file system's own handle
     is_dir: bool = False  # open() succeeds on a directory; the loader's read() then fails
+    readable: bool = True  # by Lambda's user, who owns no file: open() fails with EACCES, the search goes on
 
 
 class FileSystem(Protocol):
@@ -267,6 +268,9 @@ class Loader:
                     found = self.fs.find(alternatives[0])
             if found is None:
                 continue
+            if not found.readable:
+                edge.skipped.append((found.path, "not readable by Lambda's user (EACCES), so the loader searches on"))
+                continue
             if found.where != "runtime":
                 refusal = self._refusal(found)
                 if refusal is not None:
@@ -309,7 +313,7 @@ class Loader:
         out = []
         for sub in subs:
             found = self.fs.find(f"{sub}/{name}")
-            if found is not None and found.where != "runtime" and self._refusal(found) is None \
+            if found is not None and found.where != "runtime" and found.readable and self._refusal(found) is None \
                     and self._compatible(self.elf(found)) is None:
                 out.append(found.path)
         return tuple(out)
