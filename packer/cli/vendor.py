@@ -87,7 +87,11 @@ def _render_plan(plan) -> None:
     if plan.bundle:
         b = plan.bundle
         con.print(f"  bundle {escape(b.dir)}/: the loader, glibc and libgcc_s; every program starts with PT_INTERP={escape(b.interp)}")
-    for op in plan.patches + plan.in_place:
+    gconv = f"{plan.bundle.gconv}/" if plan.bundle else None
+    hidden = [op for op in plan.patches if gconv and op.rel.startswith(gconv)]
+    if hidden:
+        con.print(f"  patch  {len(hidden)} gconv modules in {escape(gconv)}: RPATH=$ORIGIN/..:$ORIGIN (resolve in the bundle)")
+    for op in [op for op in plan.patches if op not in hidden] + plan.in_place:
         parts = []
         if op.patch.rpath is not None:
             parts.append(f"RPATH={':'.join(op.patch.rpath)}")

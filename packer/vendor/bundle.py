@@ -22,6 +22,7 @@ through the bundled loader (LP905: `/proc/self/exe` then names the loader).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import posixpath
 from dataclasses import dataclass
@@ -66,12 +67,19 @@ def _gconv_dir(libc_real: str) -> str | None:
 
 
 def _imports_iconv(report: Report) -> list[str]:
-    """Tree ELF files whose dynamic string table names iconv_open (they may load gconv modules)."""
+    """Tree ELF files whose dynamic string table names iconv_open (they may load gconv modules).
+    A zip or single-file input is not searched: every file is then assumed to (["(not checked)"])."""
+    src = Path(report.input)
+    if not src.is_dir():
+        return ["(input not a directory: not checked)"]
     out = []
     for f in report.elf_files:
-        host = Path(report.input) / f.rel
-        if f.info is not None and host.is_file() and b"\0iconv_open\0" in host.read_bytes():
-            out.append(f.rel)
+        host = src / f.rel
+        if f.info is None or not host.is_file() or host.is_symlink() or host.stat().st_size == 0:
+            continue
+        with open(host, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if data.find(b"\0iconv_open\0") >= 0:
+                out.append(f.rel)
     return out
 
 
@@ -173,6 +181,11 @@ def bundle_patches(report: Report, p: VendorPlan, bundle: Bundle, want_rpath) ->
     for c in p.copies:
         if c.dest.startswith(bundle.dir + "/") and c.soname != "libc.so.6" and c.reason == "--bundle-libc":
             want_rpath(c.dest, bundle.dir, "resolves in its bundle")
+    for rel in bundle.gconv_files:  # their RUNPATH $ORIGIN (siblings like libJIS.so) stays, as DT_RPATH
+        if rel.endswith(".so"):
+            want_rpath(posixpath.join(bundle.gconv, rel), bundle.dir, "gconv module: resolves in its bundle")
+            want_rpath(posixpath.join(bundle.gconv, rel), posixpath.dirname(posixpath.join(bundle.gconv, rel)),
+                       "gconv module: resolves in its bundle")
     return in_place, interp
 
 
