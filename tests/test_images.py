@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from packer.errors import ImageError, UsageError
-from packer.images import Store, pull
+from packer.images.pull import pull
+from packer.images.store import Store
 from packer.images.layers import RootBuilder, apply_layer
 from packer.images.reference import parse
 from packer.images.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from packer.images import Store
+from packer.images.store import Store
 from packer.images.reference import parse
 from tests.conftest import run_cli
 from tests.emulator_support import (EMU, SHELL_LOOP, compile_bootstrap, emu_cache, sandbox_ready,  # noqa: F401

@@ -9,8 +9,8 @@ import click
 from packer import runtime as runtime_mod
 from packer.cli import options
 from packer.cli.base import main
-from packer.images import PullProgress, Store, pull
-from packer.images.store import CachedImage
+from packer.images.pull import PullProgress, pull
+from packer.images.store import CachedImage, Store
 from packer.render import emit_json
 
 

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packer import runtime as runtime_mod
 from packer.emulator import managed, memory, rootfs, sandbox, staging, userland
@@ -33,6 +34,9 @@ from packer.emulator.server import (MAX_PAYLOAD, Invocation, Outcome, RuntimeAPI
                                     payload_type)
 from packer.errors import EmulatorError, UsageError
 from packer.findings import Finding, Severity, define, finding
+
+if TYPE_CHECKING:
+    from packer.images.store import CachedImage
 
 # -- finding codes (LP8xx: local run) ---------------------------------------------------------
 NO_BOOTSTRAP = define("LP801", Severity.ERROR, "no valid bootstrap (Runtime.InvalidEntrypoint)",
@@ -200,7 +204,7 @@ class LocalFunction:
         self._last_peak = 0  # memory peak of the last process, read before its cgroup goes away
         self._scratch = Path(tempfile.mkdtemp(prefix="layerpack-run-"))
         self.server: RuntimeAPIServer | None = None
-        self.image: userland.CachedImage | None = None  # the image root in use, None: host files
+        self.image: CachedImage | None = None  # the image root in use, None: host files
         self.drop: Path | None = None
         try:
             self._prepare()

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from packer import images
 from packer.images.reference import runtime_images
-from packer.images.store import CachedImage, Store
 from packer.runtime import Runtime
+
+if TYPE_CHECKING:
+    from packer.images.pull import PullProgress
+    from packer.images.store import CachedImage, Store
 
 
 def resolve(image: str | None, rootfs: Path | None, rt: Runtime, log: Callable[[str], None],
             store: Store | None = None, use_cached_default: bool = True,
-            progress: images.PullProgress | None = None) -> CachedImage | None:
+            progress: PullProgress | None = None) -> CachedImage | None:
     """The image root to run on, or None for the host-files view."""
+    from packer.images import pull as images  # requests and the cache only when an image is involved
+    from packer.images.store import Store
+
     store = store or Store()
     if rootfs is not None:
         return images.rootfs(rootfs, rt.arch, store)
