@@ -29,7 +29,10 @@ def main() -> int:
     ap.add_argument("--zip-cli", type=int, default=300)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--part", default="1/1", help="K/N: only the library mutants i with i %% N == K-1 (run N "
+                    "processes for the N parts on a busy machine; their sums are the run)")
     args = ap.parse_args()
+    k, n = (int(x) for x in args.part.split("/"))
     work = fuzzing.new_workdir()
     print(f"work directory: {work}", flush=True)
     failed = False
@@ -38,8 +41,11 @@ def main() -> int:
     lib = fuzzing.Tally()
     one = work / "lib"
     one.mkdir()
-    for what, data in fuzzing.elf_mutants(args.elf, args.seed):
-        lib.add(fuzzing.elf_library(data, one), what)
+    for i, (what, data) in enumerate(fuzzing.elf_mutants(args.elf, args.seed, part=(k - 1, n))):
+        verdict = fuzzing.elf_library(data, one)
+        lib.add(verdict, f"{what}: {verdict}")
+        if (i + 1) % 1000 == 0:
+            print(f"  ... {i + 1:,} library mutants, {len(lib.failures)} failure kinds", flush=True)
     lib.max_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(lib.line("ELF mutants, library") + f"; {time.monotonic() - t0:.0f} s, max RSS {lib.max_rss_kb // 1024} MB",
           flush=True)

@@ -56,7 +56,7 @@ def remove_stale(final: Path) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
+def sigterm_unwinds() -> Iterator[None]:
     """Let SIGTERM unwind (so `finally` removes the temporary) while the output is being written."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -90,7 +90,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     tmp = final.parent / f"{TMP_PREFIX}{final.name}.{os.getpid()}.{os.urandom(4).hex()}"
     tmp.mkdir(mode=0o755)
     try:
-        with _sigterm_as_exit():
+        with sigterm_unwinds():
             yield tmp
             try:
                 os.rename(tmp, final)

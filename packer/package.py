@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer import budget as budget_mod
-from packer.atomic import is_temporary_name
+from packer.atomic import is_temporary_name, sigterm_unwinds
 from packer import runtime as runtime_mod
 from packer.budget import Budget, Contributor
 from packer.elf.reader import read_elf
@@ -281,7 +281,7 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
         raise InputError(f"{out_path.parent}: cannot write: {exc.strerror}") from exc
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w+b") as fh, _open(src) as t:
+        with sigterm_unwinds(), os.fdopen(fd, "w+b") as fh, _open(src) as t:
             if t.kind == "zip":
                 findings.extend(budget_mod.inspect_zip(src, t.zip_file).findings)
             exclude = []

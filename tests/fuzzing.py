@@ -130,9 +130,10 @@ def mutate_elf(data: bytes, rng: random.Random) -> bytes:
     return bytes(buf)
 
 
-def elf_mutants(count: int, seed: int = 0) -> Iterator[tuple[str, bytes]]:
+def elf_mutants(count: int, seed: int = 0, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[str, bytes]]:
+    """Mutants 0..count-1 of `seed` (only those with i % part[1] == part[0])."""
     seeds = [(p.name, p.read_bytes()) for p in SEEDS]
-    for i in range(count):
+    for i in range(part[0], count, part[1]):
         rng = random.Random(seed * 1_000_003 + i)
         name, data = seeds[i % len(seeds)]
         yield f"elf seed={seed} i={i} from {name}", mutate_elf(data, rng)

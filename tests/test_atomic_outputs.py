@@ -123,3 +123,19 @@ def test_sigterm_removes_the_temporary(tmp_path, big_tree):
     proc.wait(timeout=60)
     assert not out.exists() or count_files(out) == FILES + 1
     assert temporaries(tmp_path) == []
+
+
+def test_sigterm_during_build_leaves_no_temporary_zip(tmp_path, big_tree):
+    out = tmp_path / "layer.zip"
+    argv = cmd("build", str(big_tree), "-o", str(out), "--kind", "runtime", "--level", "9")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not any(
+            is_temporary_name(p.name) for p in tmp_path.iterdir()):
+        time.sleep(0.002)
+    if proc.poll() is not None:
+        pytest.skip("build finished before it could be signalled")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert [p.name for p in tmp_path.iterdir() if is_temporary_name(p.name)] == []
+    assert not out.exists() or zipfile.ZipFile(out).testzip() is None
