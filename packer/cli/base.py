@@ -63,7 +63,7 @@ def _from_config(ctx: click.Context, message: str) -> str:
         if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT_MAP:
             continue
         for item in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(item, str) and repr(item) in message or (isinstance(item, str) and item and f" {item}" in message):
+            if isinstance(item, str) and item and repr(item) in message:  # errors quote the value they reject
                 key = next((k for k in (ctx.default_map or {}) if (ctx.default_map or {})[k] == value or k == name), name)
                 return f" (set by {_line_of(path, key)})"
     return ""
