@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """`layerpack build` against Info-ZIP `zip -r -6 -y` on the same ~200 MB real tree, in one run.
 
-Goal (issue 5): at least 2x faster at no more than 1.02x the size. Prints wall time, zip size and
-the ratios for each layerpack deflate backend available (zlib-ng and isal come with
-`pip install 'layerpack[fast]'`; plain zlib is always there).
+Goal (issues 5 and 11, with a plain install): at least 2x faster at no more than 1.02x the size. Prints wall time, zip size and
+the ratios for each layerpack deflate backend available (a plain install of lambda-layerpack has
+zlib-ng; isal comes with the `isal` extra; plain zlib is always there).
 
 Usage:  python bench/zip_vs_infozip.py [TREE] [--level 6] [--repeat 3]
 Without TREE, a tree of 200 MiB of real files is assembled under this user's private directory
