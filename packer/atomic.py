@@ -88,14 +88,14 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     remove_stale(final)
     check_free(final)
     tmp = final.parent / f"{TMP_PREFIX}{final.name}.{os.getpid()}.{os.urandom(4).hex()}"
-    tmp.mkdir(mode=0o755)
-    try:
-        with sigterm_unwinds():
+    with sigterm_unwinds():  # before the temporary exists: a SIGTERM at any point unwinds through `finally`
+        try:
+            tmp.mkdir(mode=0o755)
             yield tmp
             try:
                 os.rename(tmp, final)
             except OSError as exc:
                 raise UsageError(f"--out {final}: {exc.strerror} (another process wrote it meanwhile?)") from exc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
