@@ -196,6 +196,8 @@ def cli(argv: list[str], cwd: Path, timeout: float = 90) -> str:
         return f"crash exit {r.returncode}: {last[:160]}"
     if r.returncode == 2 and not any(line.startswith("layerpack: error:") for line in r.stderr.splitlines()):
         return "crash exit 2 without a one-line error"
+    if r.returncode in (0, 1) and not r.stdout.strip():  # e.g. "No module named …" exits 1 with no report
+        return f"crash exit {r.returncode} without a report: {r.stderr.strip()[:160]}"
     return "ok"
 
 
