@@ -41,7 +41,8 @@ OVER_BUDGET = define("LP501", Severity.ERROR, "over Lambda's unzipped size limit
 NEAR_BUDGET = define("LP502", Severity.WARNING, "within 5% of Lambda's unzipped size limit",
                      "the next dependency update may not fit: slim the tree (`layerpack slim`)")
 VIA_S3 = define("LP503", Severity.INFO, "zip too large for an inline upload: publish will go through S3",
-                "nothing to fix: publish uploads the zip to S3 first; slim it to 52,418,919 bytes or less to upload it inline")
+                f"nothing to fix: publish uploads the zip to S3 first; slim it to {largest_inline_zip():,} bytes or less "
+                "to upload it inline")
 NOT_UNIX_ZIP = define("LP504", Severity.WARNING, "zip made on a non-Unix system: no Unix modes",
                       "every file lands without an exec bit; rebuild it with `layerpack build`")
 FLATTENED_COPIES = define("LP505", Severity.WARNING, "the same library stored several times (flattened symlinks)",
