@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import os
 import stat
 import tempfile
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packer.digest import file_sha256
 from packer import budget as budget_mod
 from packer.atomic import is_temporary_name, sigterm_unwinds
 from packer import runtime as runtime_mod
@@ -206,18 +206,7 @@ def _refuse(origin: str, refusals: list[str]) -> PackageError:
 
 def code_sha256(zip_path: str | os.PathLike) -> str:
     """Base64 of the raw SHA-256 digest of a file: Lambda's CodeSha256 convention."""
-    return base64.b64encode(_sha256(Path(zip_path)).digest()).decode("ascii")
-
-
-def _sha256(path: Path) -> "hashlib._Hash":
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
-    return h
+    return base64.b64encode(file_sha256(Path(zip_path)).digest()).decode("ascii")
 
 
 def _load_runtime(name: str | None, kind: str) -> runtime_mod.Runtime:
@@ -311,7 +300,7 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
     with open_tree(out_path) as zt:
         findings.extend(_layout(zt, rt, kind))
         findings.extend(budget_mod.flattened_copies(zt))
-    digest = _sha256(out_path).digest()
+    digest = file_sha256(out_path).digest()
     return BuildResult(out_path, digest.hex(), base64.b64encode(digest).decode("ascii"), stats.zipped_size,
                        stats.unzipped_size, stats.entries, findings, be.name)
 

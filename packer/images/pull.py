@@ -10,10 +10,10 @@ downloaded unless the user asked for it.
 from __future__ import annotations
 
 import json
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from packer.digest import file_sha256
 from packer.errors import ImageError
 from packer.images import layers as layers_mod
 from packer.images.reference import Reference, parse
@@ -153,11 +153,7 @@ def rootfs(path: Path, arch: str, store: Store | None = None) -> CachedImage:
     if not path.is_file():
         raise ImageError(f"--rootfs {path}: no such directory or tar file")
     store = store or Store()
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    digest = "sha256:" + h.hexdigest()
+    digest = "sha256:" + file_sha256(path).hexdigest()
 
     def fill(root: Path) -> None:
         builder = layers_mod.RootBuilder(root)

@@ -6,11 +6,11 @@ importing each other.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packer.digest import file_sha256
 from packer.analyze import Report
 from packer.elf.patcher import Patch
 from packer.findings import Finding, Severity, define
@@ -173,10 +173,6 @@ def hashed_name(soname: str, digest: str) -> str:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path).hexdigest()
 
 
