@@ -20,12 +20,19 @@ Goals (issue 18): layerpack text and JSON each <= 3x libtree-one-process; peak R
 the four-copy tree. The fastest of --repeat runs counts; RSS is the largest seen. A child's
 ru_maxrss includes the moments before exec when it was a copy of this script, so no row shows
 less than this script's own RSS (libtree's real figure is lower than printed).
+Every layerpack run is verified before it counts (in another process, so this one stays small):
+nothing on stderr, JSON that parses and names every ELF file under DIR, text ending with the
+summary line for that many ELF files; otherwise the bench stops without a ratio (a broken install
+exits 1 as fast as anything). The header line names the interpreter and package timed and says
+whether their .pyc are present and PYTHONDONTWRITEBYTECODE is set: each changes start-up by 100+ ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,18 +74,94 @@ def elf_files(root: str) -> list[str]:
     return sorted(out)
 
 
-def run(cmd: list[str], ok: tuple[int, ...] | None = None) -> tuple[float, int, float]:
+def run(cmd: list[str], ok: tuple[int, ...] | None = None, check: list[str] | None = None) -> tuple[float, int, float]:
     """Wall seconds, peak RSS (bytes) and CPU seconds (user + sys) of one child. libtree exits
-    non-zero when a library is missing, so only layerpack's status is checked (0 clean, 1 findings)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    while proc.stdout.read(1 << 16):  # a real pipe, drained as a reader would
-        pass
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if ok is not None and os.waitstatus_to_exitcode(status) not in ok:
-        raise SystemExit(f"{' '.join(cmd[:3])} failed with status {os.waitstatus_to_exitcode(status)}")
+    non-zero when a library is missing, so only layerpack's status is checked (0 clean, 1 findings),
+    and `check` (arguments of --verify) must accept what it printed: exit 1 is also what a broken
+    install (a ModuleNotFoundError traceback) returns, and a ratio of such a run is a false "goal met".
+    The output goes to a file and is judged by another process: a child's ru_maxrss starts at this
+    script's RSS (fork/exec), so this process must not grow by parsing what it timed."""
+    with tempfile.NamedTemporaryFile() as out, tempfile.NamedTemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err if check else subprocess.DEVNULL)
+        while chunk := proc.stdout.read(1 << 16):  # a real pipe, drained as a reader would
+            if check:
+                out.write(chunk)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.stdout.close()
+        code = os.waitstatus_to_exitcode(status)
+        if ok is not None and code not in ok:
+            raise SystemExit(f"{' '.join(cmd[:3])} failed with status {code}")
+        if check:
+            out.flush()
+            verdict = subprocess.run([sys.executable, __file__, "--verify", out.name, err.name, *check],
+                                     capture_output=True, text=True)
+            if verdict.returncode or verdict.stdout.strip():
+                raise SystemExit(f"{' '.join(cmd)}: exit {code} but {verdict.stdout.strip() or verdict.stderr[-500:]}; "
+                                 "no ratio printed")
     return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+
+
+def json_problem(out: bytes, root: str, copies: int) -> str | None:
+    """What is wrong with the output of `layerpack analyze ROOT --json` (or of its copies): it
+    must parse and its `files` must name every ELF file under ROOT once, under the mount point."""
+    rels = sorted(os.path.relpath(f, root) for f in elf_files(root))
+    try:
+        doc = json.loads(out)
+        mount = doc["mount"].rstrip("/") + "/"
+        got = sorted(f["path"][len(mount):] for f in doc["files"] if f["path"].startswith(mount))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"its JSON does not parse as an analysis ({exc!r}; {out[:200]!r})"
+    want = rels if copies == 1 else sorted(f"{c}/{r}" for c in "abcd" for r in rels)
+    if got != want:
+        return f"its JSON names {len(got)} files under {mount}, not the {len(want)} ELF files expected"
+    return None
+
+
+def text_problem(out: bytes, n_elf: int) -> str | None:
+    """What is wrong with text output: it must end with the summary line counting n_elf ELF files."""
+    lines = out.rstrip(b"\n").splitlines()
+    if not lines or not re.match(rb"^\d+ files, %d ELF; libraries: " % n_elf, lines[-1]):
+        return f"its text does not end with the summary line for {n_elf} ELF files ({out[-200:]!r})"
+    return None
+
+
+def verify(out_file: str, err_file: str, kind: str, *args: str) -> None:
+    """--verify: print what is wrong with one run's output (nothing when it is a real analysis)."""
+    with open(out_file, "rb") as fh:
+        out = fh.read()
+    with open(err_file, "rb") as fh:
+        err = fh.read()
+    if err.strip():
+        problem = f"stderr is not empty: {err.decode(errors='replace')[-300:]!r}"
+    elif kind == "json":
+        problem = json_problem(out, args[0], int(args[1]))
+    else:
+        problem = text_problem(out, int(args[0]))
+    print(problem or "")
+
+
+def describe(layerpack: str) -> str:
+    """Which interpreter and package the layerpack rows time, and whether byte code is cached:
+    without .pyc (PYTHONDONTWRITEBYTECODE=1 with an editable install) every run recompiles every
+    module, 100+ ms of start-up that a pip-installed wheel does not pay."""
+    with open(layerpack, "rb") as fh:
+        first = fh.readline().decode(errors="replace").strip()
+    interp = first[2:].split()[0] if first.startswith("#!") else sys.executable
+    probe = ("import importlib.util, os, sys, packer; d = os.path.dirname(packer.__file__); "
+             "srcs = [os.path.join(r, f) for r, _d, fs in os.walk(d) for f in fs if f.endswith('.py')]; "
+             "stale = [s for s in srcs if not os.path.exists(importlib.util.cache_from_source(s)) or "
+             "os.path.getmtime(importlib.util.cache_from_source(s)) < os.path.getmtime(s)]; "
+             "print(sys.version.split()[0], d, len(srcs), len(stale))")
+    out = subprocess.run([interp, "-c", probe], capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if out.returncode:
+        raise SystemExit(f"{layerpack}: its interpreter {interp} cannot import packer:\n{out.stderr[-500:]}")
+    version, pkg, n_src, n_stale = out.stdout.split()
+    env = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    pyc = "all .pyc present" if n_stale == "0" else f".pyc missing or stale for {n_stale} of {n_src} modules"
+    return (f"layerpack = {layerpack} -> Python {version} {interp}, package {pkg}; {pyc}; "
+            f"PYTHONDONTWRITEBYTECODE={'unset' if env is None else repr(env)}")
 
 
 def best(fn, repeat: int) -> tuple[float, int, float]:
@@ -102,27 +185,34 @@ def quad_tree(src: str) -> Path:
     return base
 
 
-def layerpack_rows(layerpack: str, target: str, repeat: int, label: str) -> list[tuple[str, float, int, float]]:
-    return [(f"layerpack --json{label}", *best(lambda: run([layerpack, "analyze", target, "--json"], ok=(0, 1)), repeat)),
-            (f"layerpack text{label}", *best(lambda: run([layerpack, "analyze", target], ok=(0, 1)), repeat))]
+def layerpack_rows(layerpack: str, target: str, repeat: int, label: str,
+                   src: str, n: int, copies: int = 1) -> list[tuple[str, float, int, float]]:
+    """The JSON and text rows for target (src itself, or its four copies), each run verified."""
+    as_json, as_text = ["json", src, str(copies)], ["text", str(n * copies)]
+    return [(f"layerpack --json{label}", *best(lambda: run([layerpack, "analyze", target, "--json"], ok=(0, 1), check=as_json), repeat)),
+            (f"layerpack text{label}", *best(lambda: run([layerpack, "analyze", target], ok=(0, 1), check=as_text), repeat))]
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--verify"]:
+        return verify(*sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", nargs="?", default=DEFAULT_DIR)
     ap.add_argument("--repeat", type=int, default=5, help="runs per tool; the fastest counts (default 5)")
     ap.add_argument("--quad", action="store_true", help="also run layerpack on four hard-linked copies of DIR")
     ap.add_argument("--lddtree", action="store_true", help="also run auditwheel's lddtree (slow)")
+    ap.add_argument("--layerpack", help="the layerpack command to time (default: the one on PATH)")
     args = ap.parse_args()
-    layerpack, libtree = shutil.which("layerpack"), shutil.which("libtree")
+    layerpack, libtree = shutil.which(args.layerpack or "layerpack"), shutil.which("libtree")
     if layerpack is None or libtree is None:
         raise SystemExit("needs layerpack (pip install -e .) and libtree (apt-get install libtree) on PATH")
     files = elf_files(args.dir)
     n = len(files)
     print(f"{n} ELF files under {args.dir}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(describe(layerpack))
 
     rows = [("libtree, one process", *best(lambda: run([libtree, "-p", *files]), args.repeat))]
-    rows += layerpack_rows(layerpack, args.dir, args.repeat, "")
+    rows += layerpack_rows(layerpack, args.dir, args.repeat, "", args.dir, n)
 
     def per_file() -> tuple[float, int, float]:
         total, peak, cpu = 0.0, 0, 0.0
@@ -134,9 +224,11 @@ def main() -> None:
     rows.append(("libtree, per file", *best(per_file, 1)))
     # warm re-run with --cache (analyze -> vendor -> analyze): apart from the cold goal, in a private cache
     os.environ["LAYERPACK_CACHE_DIR"] = tempfile.mkdtemp(prefix="layerpack-bench-cache-")
-    run([layerpack, "analyze", args.dir, "--json", "--cache"], ok=(0, 1))  # fills the cache
+    warm_check = ["json", args.dir, "1"]
+    run([layerpack, "analyze", args.dir, "--json", "--cache"], ok=(0, 1), check=warm_check)  # fills the cache
     rows.append(("layerpack --json --cache, warm (not the goal)",
-                 *best(lambda: run([layerpack, "analyze", args.dir, "--json", "--cache"], ok=(0, 1)), args.repeat)))
+                 *best(lambda: run([layerpack, "analyze", args.dir, "--json", "--cache"], ok=(0, 1), check=warm_check),
+                       args.repeat)))
     shutil.rmtree(os.environ.pop("LAYERPACK_CACHE_DIR"), ignore_errors=True)
     if args.lddtree:
         listing = Path(tempfile.mkdtemp(prefix="layerpack-bench-")) / "files.txt"
@@ -146,7 +238,7 @@ def main() -> None:
     rows.append(("python -c pass", *floor))
     if args.quad:
         quad = quad_tree(args.dir)
-        rows += layerpack_rows(layerpack, str(quad), args.repeat, f", 4 copies ({4 * n} ELF)")
+        rows += layerpack_rows(layerpack, str(quad), args.repeat, f", 4 copies ({4 * n} ELF)", args.dir, n, 4)
 
     print(f"{'':44} {'seconds':>8} {'CPU s':>7} {'files/s':>9} {'peak RSS':>10}")
     for name, wall, rss, cpu in rows:
