@@ -174,10 +174,10 @@ def _write_array(write: Callable[[str], object], items, indent: int | None) -> N
     import json
 
     first = True
-    if indent is None:
+    if indent is None:  # json.dumps of a list joins its items with ", ": one call per batch, not per item
         write("[")
-        for item in items:
-            write(("" if first else ", ") + json.dumps(item))
+        for batch in _batches(items, 256):
+            write(("" if first else ", ") + json.dumps(batch)[1:-1])
             first = False
         write("]")
         return
@@ -187,6 +187,18 @@ def _write_array(write: Callable[[str], object], items, indent: int | None) -> N
         write(("[\n" if first else ",\n") + pad + text)
         first = False
     write("[]" if first else "\n" + " " * indent + "]")
+
+
+def _batches(items, size: int):
+    """Lists of up to `size` items: bounded memory, few encoder calls."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _file_json(f: ElfFile) -> dict[str, Any]:

@@ -27,7 +27,7 @@ _FIELDS = tuple(f.name for f in fields(ElfInfo))
 def _plain(value: ElfInfo | ElfError) -> tuple:
     if isinstance(value, ElfError):
         return ("error", str(value))
-    return ("elf", tuple(tuple(tuple(vars(s).values()) for s in value.segments) if n == "segments"
+    return ("elf", tuple(tuple(tuple(s) for s in value.segments) if n == "segments"
                          else getattr(value, n) for n in _FIELDS))
 
 

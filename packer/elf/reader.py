@@ -16,7 +16,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from packer.errors import ElfError
 
@@ -95,13 +95,25 @@ class FileSource:
     def pread(self, offset: int, length: int) -> bytes:
         if length > self.BLOCK:
             return os.pread(self.fd, length, offset)
-        first, last = offset // self.BLOCK, (offset + length - 1) // self.BLOCK
-        if first == last:
-            start = offset - first * self.BLOCK
-            return self._block(first)[start : start + length]
+        first, start = divmod(offset, self.BLOCK)
+        if start + length <= self.BLOCK:
+            block = self._blocks.get(first)
+            if block is None:
+                block = self._block(first)
+            return block[start : start + length]
+        last = (offset + length - 1) // self.BLOCK
         data = b"".join(self._block(i) for i in range(first, last + 1))
-        start = offset - first * self.BLOCK
         return data[start : start + length]
+
+    def cstring(self, offset: int, end: int) -> bytes | None:
+        """The bytes before the NUL at or after `offset` when they lie in one cached block (most
+        strings): a dict lookup and a find instead of a copy of up to MAX_STRING bytes."""
+        index, start = divmod(offset, self.BLOCK)
+        block = self._blocks.get(index)
+        if block is None:
+            block = self._block(index)
+        nul = block.find(b"\0", start, start + (end - offset))
+        return block[start:nul] if nul >= 0 else None
 
 
 class BytesSource:
@@ -113,8 +125,9 @@ class BytesSource:
         return bytes(self.data[offset : offset + length])
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
+    """One program header (a tuple: 10,000 of them are made per 1,000 files)."""
+
     type: int
     offset: int
     vaddr: int
@@ -202,6 +215,15 @@ class ElfInfo:
         return ()
 
 
+# program and section header layouts by byte order ("<" or ">"): compiled once
+_PH64 = {e: struct.Struct(e + "IIQQQQQQ") for e in "<>"}
+_PH32 = {e: struct.Struct(e + "IIIIIIII") for e in "<>"}
+_SH64 = {e: struct.Struct(e + "IIQQQQIIQQ") for e in "<>"}
+_SH32 = {e: struct.Struct(e + "IIIIIIIIII") for e in "<>"}
+_DYN64 = {e: struct.Struct(e + "qQ") for e in "<>"}
+_DYN32 = {e: struct.Struct(e + "iI") for e in "<>"}
+
+
 def is_elf(head: bytes) -> bool:
     return head[:4] == ELF_MAGIC
 
@@ -270,43 +292,43 @@ class _Reader:
         if not self.phnum:
             return []
         table = self._read(self.phoff, self.phnum * self.phentsize, "program header table")
-        out = []
-        for i in range(self.phnum):
-            off = i * self.phentsize
-            if self.bits == 64:
-                p_type, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz, p_align = struct.unpack_from(self.e + "IIQQQQQQ", table, off)
-            else:
-                p_type, p_offset, p_vaddr, _pa, p_filesz, p_memsz, p_flags, p_align = struct.unpack_from(self.e + "IIIIIIII", table, off)
-            out.append(Segment(p_type, p_offset, p_vaddr, p_filesz, p_memsz, p_align, p_flags))
-        return out
+        if self.bits == 64:
+            st = _PH64[self.e]
+            rows = st.iter_unpack(table) if self.phentsize == st.size else \
+                (st.unpack_from(table, i * self.phentsize) for i in range(self.phnum))
+            return [Segment(t, o, v, fs, ms, al, fl) for t, fl, o, v, _pa, fs, ms, al in rows]
+        st = _PH32[self.e]
+        rows = st.iter_unpack(table) if self.phentsize == st.size else \
+            (st.unpack_from(table, i * self.phentsize) for i in range(self.phnum))
+        return [Segment(t, o, v, fs, ms, al, fl) for t, o, v, _pa, fs, ms, fl, al in rows]
 
-    def section_headers(self) -> list[tuple[int, int, int, int]]:
-        """(sh_name, sh_type, sh_offset, sh_size) of every section; [] without section headers."""
+    def _section_rows(self):
+        """Each section header as its 10 raw fields; none without section headers."""
         if not self.shoff or not self.shnum:
-            return []
+            return ()
         exp = 40 if self.bits == 32 else 64
         if self.shnum > MAX_SHNUM or self.shentsize < exp:
             raise ElfError(f"bad section header table ({self.shnum} entries of {self.shentsize} bytes)")
         if self.shoff + self.shnum * self.shentsize > self.size:
             raise ElfError("section header table lies outside the file")
         table = self._read(self.shoff, self.shnum * self.shentsize, "section header table")
-        fmt = self.e + ("IIQQQQ" if self.bits == 64 else "IIIIII")
-        out = []
-        for i in range(self.shnum):
-            sh_name, sh_type, _f, _a, sh_offset, sh_size = struct.unpack_from(fmt, table, i * self.shentsize)
-            out.append((sh_name, sh_type, sh_offset, sh_size))
-        return out
+        st = (_SH64 if self.bits == 64 else _SH32)[self.e]
+        if self.shentsize == st.size:
+            return st.iter_unpack(table)
+        return (st.unpack_from(table, i * self.shentsize) for i in range(self.shnum))
+
+    def section_headers(self) -> list[tuple[int, int, int, int]]:
+        """(sh_name, sh_type, sh_offset, sh_size) of every section; [] without section headers."""
+        return [(row[0], row[1], row[4], row[5]) for row in self._section_rows()]
 
     def section_end(self) -> tuple[bool, int]:
         """(has section headers, last byte covered by section data or the header table)."""
-        headers = self.section_headers()
-        if not headers:
+        if not self.shoff or not self.shnum:
             return False, 0
-        end = self.shoff + self.shnum * self.shentsize
-        for _n, sh_type, sh_offset, sh_size in headers:
-            if sh_type != SHT_NOBITS and sh_type != 0 and sh_offset + sh_size <= self.size:
-                end = max(end, sh_offset + sh_size)
-        return True, end
+        size = self.size
+        ends = [row[4] + row[5] for row in self._section_rows()
+                if row[1] != SHT_NOBITS and row[1] != 0 and row[4] + row[5] <= size]
+        return True, max(self.shoff + self.shnum * self.shentsize, max(ends, default=0))
 
     def vaddr_to_offset(self, loads: list[Segment], vaddr: int) -> int:
         for s in loads:
@@ -318,11 +340,15 @@ class _Reader:
         end = min(limit_end, self.size, offset + MAX_STRING)
         if offset < 0 or offset >= end:
             raise ElfError(f"string offset {offset} lies outside the string table")
-        chunk = self.src.pread(offset, end - offset)
-        nul = chunk.find(b"\0")
-        if nul < 0:
-            raise ElfError(f"unterminated string at offset {offset}")
-        return chunk[:nul].decode("utf-8", "surrogateescape")
+        fast = getattr(self.src, "cstring", None)
+        raw = fast(offset, end) if fast is not None else None
+        if raw is None:
+            chunk = self.src.pread(offset, end - offset)
+            nul = chunk.find(b"\0")
+            if nul < 0:
+                raise ElfError(f"unterminated string at offset {offset}")
+            raw = chunk[:nul]
+        return raw.decode("utf-8", "surrogateescape")
 
 
 def read_elf(src: Source) -> ElfInfo:
@@ -354,7 +380,6 @@ class _DynTags:
 
 _DT_SCALAR = {DT_STRTAB: "strtab", DT_STRSZ: "strsz", DT_SONAME: "soname", DT_FLAGS_1: "flags_1",
               DT_VERNEED: "verneed", DT_VERNEEDNUM: "verneednum", DT_VERDEF: "verdef", DT_VERDEFNUM: "verdefnum"}
-_DT_LIST = {DT_NEEDED: "needed", DT_RPATH: "rpath", DT_RUNPATH: "runpath"}
 
 
 def _dynamic_tags(r: _Reader, dyn: Segment | None) -> _DynTags:
@@ -364,13 +389,16 @@ def _dynamic_tags(r: _Reader, dyn: Segment | None) -> _DynTags:
     entsize = 8 if r.bits == 32 else 16
     count = min(dyn.filesz // entsize, MAX_DYN_ENTRIES)
     raw = r._read(dyn.offset, count * entsize, "dynamic segment")
-    fmt = r.e + ("iI" if r.bits == 32 else "qQ")
-    for i in range(count):
-        tag, val = struct.unpack_from(fmt, raw, i * entsize)
-        if tag == DT_NULL:
+    needed, rpath, runpath = t.needed, t.rpath, t.runpath
+    for tag, val in (_DYN32 if r.bits == 32 else _DYN64)[r.e].iter_unpack(raw):
+        if tag == DT_NEEDED:
+            needed.append(val)
+        elif tag == DT_NULL:
             break
-        if tag in _DT_LIST:
-            getattr(t, _DT_LIST[tag]).append(val)
+        elif tag == DT_RUNPATH:
+            runpath.append(val)
+        elif tag == DT_RPATH:
+            rpath.append(val)
         elif tag in _DT_SCALAR:
             setattr(t, _DT_SCALAR[tag], val)
     return t
@@ -421,8 +449,7 @@ def _read_elf(src: Source) -> ElfInfo:
         if str_end > r.size:
             raise ElfError("DT_STRSZ extends past the end of the file")
 
-        def s(o: int) -> str:
-            return r.cstring(str_off + o, str_end)
+        s = _strings(r, str_off, str_end)
 
         needed = [s(o) for o in needed_off]
         soname = s(soname_off) if soname_off is not None else None
@@ -457,17 +484,59 @@ def _read_elf(src: Source) -> ElfInfo:
     )
 
 
+WHOLE_STRTAB = 1 << 18  # read a string table this small at once (most are a few KiB; libLLVM's is MBs)
+
+
+def _strings(r: _Reader, str_off: int, str_end: int):
+    """A function from a string-table offset to its string, with r.cstring's bounds and errors;
+    a small table is read once and searched in place (a dozen strings per file)."""
+    if str_end - str_off > WHOLE_STRTAB:
+        return lambda o: r.cstring(str_off + o, str_end)
+    table = r._read(str_off, str_end - str_off, "dynamic string table")
+    length = len(table)
+
+    def s(o: int) -> str:
+        if o >= length:
+            raise ElfError(f"string offset {str_off + o} lies outside the string table")
+        nul = table.find(b"\0", o, o + MAX_STRING)
+        if nul < 0:
+            raise ElfError(f"unterminated string at offset {str_off + o}")
+        return table[o:nul].decode("utf-8", "surrogateescape")
+
+    return s
+
+
+VERSION_WINDOW = 4096  # .gnu.version_r / .gnu.version_d are read as one window (most fit)
+
+
+def _unpacker(r: _Reader, start: int):
+    """unpack(fmt, offset, what) for the version tables at `start`: from one window read there
+    when the record lies inside it (13,000 records per 900 files), else with r._read's checks."""
+    window = r.src.pread(start, min(VERSION_WINDOW, r.size - start)) if 0 <= start < r.size else b""
+    limit = len(window)
+
+    def unpack(fmt: str, off: int, size: int, what: str) -> tuple:
+        rel = off - start
+        if 0 <= rel and rel + size <= limit:
+            return struct.unpack_from(fmt, window, rel)
+        return struct.unpack(fmt, r._read(off, size, what))
+
+    return unpack
+
+
 def _read_verneed(r: _Reader, loads, vaddr: int, num: int, s) -> list[tuple[str, tuple[str, ...]]]:
     """Walk Elf_Verneed / Elf_Vernaux chains (same layout for 32 and 64 bit)."""
     out = []
     off = r.vaddr_to_offset(loads, vaddr)
+    unpack = _unpacker(r, off)
+    need_fmt, aux_fmt = r.e + "HHIII", r.e + "IHHII"
     seen: set[int] = set()
     total = 0
     for _ in range(min(num or MAX_VERSION_ENTRIES, MAX_VERSION_ENTRIES)):
         if off in seen:
             raise ElfError("version-need chain loops")
         seen.add(off)
-        vn_version, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(r.e + "HHIII", r._read(off, 16, "Elf_Verneed"))
+        vn_version, vn_cnt, vn_file, vn_aux, vn_next = unpack(need_fmt, off, 16, "Elf_Verneed")
         if vn_version != 1:
             raise ElfError(f"unknown Elf_Verneed version {vn_version}")
         names = []
@@ -478,7 +547,7 @@ def _read_verneed(r: _Reader, loads, vaddr: int, num: int, s) -> list[tuple[str,
             if total > MAX_VERSION_ENTRIES or aux in aux_seen:
                 raise ElfError("version-need entries loop or are too many")
             aux_seen.add(aux)
-            _h, _f, _o, vna_name, vna_next = struct.unpack(r.e + "IHHII", r._read(aux, 16, "Elf_Vernaux"))
+            _h, _f, _o, vna_name, vna_next = unpack(aux_fmt, aux, 16, "Elf_Vernaux")
             names.append(s(vna_name))
             if not vna_next:
                 break
@@ -494,16 +563,17 @@ def _read_verdef(r: _Reader, loads, vaddr: int, num: int, s) -> list[str]:
     """Version names a library defines (Elf_Verdef / Elf_Verdaux), base name excluded."""
     out = []
     off = r.vaddr_to_offset(loads, vaddr)
+    unpack = _unpacker(r, off)
     seen: set[int] = set()
     for _ in range(min(num or MAX_VERSION_ENTRIES, MAX_VERSION_ENTRIES)):
         if off in seen:
             raise ElfError("version-definition chain loops")
         seen.add(off)
-        vd_version, vd_flags, _ndx, vd_cnt, _hash, vd_aux, vd_next = struct.unpack(r.e + "HHHHIII", r._read(off, 20, "Elf_Verdef"))
+        vd_version, vd_flags, _ndx, vd_cnt, _hash, vd_aux, vd_next = unpack(r.e + "HHHHIII", off, 20, "Elf_Verdef")
         if vd_version != 1:
             raise ElfError(f"unknown Elf_Verdef version {vd_version}")
         if vd_cnt:
-            name_off, _next = struct.unpack(r.e + "II", r._read(off + vd_aux, 8, "Elf_Verdaux"))
+            name_off, _next = unpack(r.e + "II", off + vd_aux, 8, "Elf_Verdaux")
             if not vd_flags & 1:  # VER_FLG_BASE names the file itself
                 out.append(s(name_off))
         if not vd_next:
