@@ -70,6 +70,17 @@ def bash_example(tmp_path) -> tuple[Path, Path]:
     return layer, fn
 
 
+# The head of a curl-speaking runtime's loop: waits in /next, leaves the event in /tmp/event, the
+# response headers in the file $H and the request id in $ID; a test appends its handler and `done`.
+RUNTIME_LOOP = r"""#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation"
+while true; do
+  H="$(mktemp)"
+  curl -sS -D "$H" -o /tmp/event "$API/next"
+  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
+"""
+
+
 def script_layer(path: Path, body: str, **files: str) -> Path:
     """A layer with a `#!/bin/sh` bootstrap speaking the Runtime API through curl, plus files."""
     path.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import pytest
 from packer.emulator.invoke import FunctionConfig, LocalFunction
 from packer.emulator.server import RuntimeAPIServer, RuntimeState
 from packer.emulator.extensions import EXTENSION_ROUTES, ExtensionsState
-from tests.emulator_support import emu_cache, invoke_cli, sandbox_ready, script_layer  # noqa: F401
+from tests.emulator_support import RUNTIME_LOOP, emu_cache, invoke_cli, sandbox_ready, script_layer  # noqa: F401
 
 EXTENSION = r"""#!/bin/sh
 API="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
@@ -34,13 +34,7 @@ while true; do
 done
 """
 
-RUNTIME = r"""#!/bin/sh
-API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation"
-while true; do
-  H="$(mktemp)"
-  curl -sS -D "$H" -o /dev/null "$API/next"
-  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
-  printf '{"seen": "%s"}' "$(cat /tmp/ext-registered)" | curl -sS -o /dev/null "$API/$ID/response" --data-binary @-
+RUNTIME = RUNTIME_LOOP + r"""  printf '{"seen": "%s"}' "$(cat /tmp/ext-registered)" | curl -sS -o /dev/null "$API/$ID/response" --data-binary @-
 done
 """
 

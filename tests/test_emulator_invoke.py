@@ -115,6 +115,24 @@ def test_crash_mid_invoke_restarts_with_a_fresh_process(sandbox_ready, emu_cache
     assert after.ok and after.cold and json.loads(after.payload)["count"] == 1
 
 
+def test_a_batch_hands_each_result_to_on_result_once_in_order_as_it_ends(sandbox_ready, emu_cache, c_layer):
+    """invoke_many's callback sees every result exactly once and in order, whichever thread concluded
+    it: answers on the server thread, a crash and a timeout on the caller's; and it sees the first
+    answer while the batch is still running (the third event runs into its one-second timeout)."""
+    seen: list[tuple[str, bool, float]] = []
+    events = [b"{}", b'{"crash": 1}', b'{"sleep": 1}', b"{}"]
+    with fn([c_layer], emu_cache, timeout=1.0) as f:
+        started = time.monotonic()
+        results = list(f.invoke_many(events, on_result=lambda r: seen.append((r.request_id, r.ok,
+                                                                             time.monotonic()))))
+        ended = time.monotonic()
+    assert [rid for rid, _, _ in seen] == [r.request_id for r in results]
+    assert [ok for _, ok, _ in seen] == [True, False, False, True]
+    assert [r.error_type for r in results] == [None, "Runtime.ExitError", "Sandbox.Timedout", None]
+    assert results[3].cold  # after the timeout, a fresh environment
+    assert seen[0][2] - started < ended - started - 0.9  # shown before the timed-out event ended
+
+
 def test_oversized_response_fails_the_invocation(sandbox_ready, emu_cache, c_layer):
     with fn([c_layer], emu_cache) as f:
         big = f.invoke(b'{"big": 1}')

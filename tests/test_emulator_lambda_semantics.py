@@ -15,17 +15,12 @@ import urllib.request
 import pytest
 
 from packer.emulator.invoke import FunctionConfig, LocalFunction
-from tests.emulator_support import (cli_env, emu_cache, invoke_cli, sandbox_ready, script_layer)  # noqa: F401
+from tests.emulator_support import (RUNTIME_LOOP, cli_env, emu_cache, invoke_cli, sandbox_ready,  # noqa: F401
+                                    script_layer)
 
 # Answers every event with the raw headers of its /next (so a test reads what the runtime got),
 # after printing one line of its own; EXIT_AFTER=1 makes it exit 0 right after each answer.
-HEADER_ECHO = r"""#!/bin/sh
-API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation"
-while true; do
-  H="$(mktemp)"
-  curl -sS -D "$H" -o /tmp/event "$API/next"
-  ID=$(grep -Fi Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
-  echo "handler-output $ID"
+HEADER_ECHO = RUNTIME_LOOP + r"""  echo "handler-output $ID"
   tr -d '\r' < "$H" | curl -sS -o /dev/null "$API/$ID/response" --data-binary @-
   if [ -n "${EXIT_AFTER:-}" ]; then exit 0; fi
 done
@@ -130,3 +125,29 @@ def test_run_honours_dry_run_and_event_invocation_types(running):
     assert status == 202 and body == b""
     status, _, _ = post(running, **{"X-Amz-Client-Context": "%%%"})
     assert status == 400
+
+
+# Prints LINES lines to stdout and stderr (far more than a pipe holds) right before each answer.
+LOUD = RUNTIME_LOOP + r"""  seq -f "out-$ID-%g" "$LINES"
+  seq -f "err-$ID-%g" "$LINES" >&2
+  curl -sS -o /dev/null "$API/$ID/response" -d '"ok"'
+done
+"""
+
+
+def test_every_line_written_before_the_answer_is_logged_before_end(sandbox_ready, emu_cache, tmp_path):
+    """20,000 lines on each of stdout and stderr (~1 MB, sixteen pipe buffers) per event: none is lost
+    and none comes after the event's END, though the log reader only looks every few milliseconds."""
+    layer = script_layer(tmp_path / "loud", LOUD)
+    events = tmp_path / "events.jsonl"
+    events.write_text('{}\n{}\n')
+    proc = invoke_cli(emu_cache, str(layer), "--event", str(events), "--env", "LINES=20000")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    rids = re.findall(r"^START RequestId: (\S+)", proc.stderr, re.M)
+    assert len(rids) == 2
+    for rid in rids:
+        end = lines.index(f"END RequestId: {rid}")
+        for stream in ("out", "err"):
+            mine = [i for i, line in enumerate(lines) if line.startswith(f"{stream}-{rid}-")]
+            assert len(mine) == 20000 and max(mine) < end

@@ -65,14 +65,18 @@ def _config(layers, function, handler, env, timeout, memory, runtime, arch, name
                           image=image, rootfs=rootfs, use_cached_image=not host_files)
 
 
-def _log(line: str) -> None:
-    """One log line (or a few) to stderr in one write. Lambda's log lines are plain text; click.echo's
+def _write(stream, line: str) -> None:
+    """One line (or a few) in one write, flushed. Log lines and payloads are plain text; click.echo's
     per-call checks cost ~25 us a line, a quarter of a warm event's overhead (bench/emulator_overhead.py)."""
     try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):  # stderr closed (a pipe reader that went away)
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # closed (a pipe reader that went away)
         pass
+
+
+def _log(line: str) -> None:
+    _write(sys.stderr, line)
 
 
 def _print_findings(findings: list[Finding], verbose: bool = False) -> None:
@@ -128,15 +132,15 @@ def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, n
     config.validate()
     context = decode_client_context(client_context) if client_context is not None else None
     events = _read_events(event)
-    results: list[InvokeResult] = []
+    def show(result: InvokeResult) -> None:
+        """Each result as it is concluded (on the emulator's server thread for an answer)."""
+        if as_json:
+            emit_json("invoke", result.to_json(), one_line=True)
+        else:
+            _write(sys.stdout, result.payload.decode("utf-8", "replace"))
+
     with LocalFunction(config, log=_log) as fn:
-        for result in fn.invoke_many(events, client_context=context):
-            results.append(result)
-            if as_json:
-                emit_json("invoke", result.to_json(), one_line=True)
-            else:
-                click.echo(result.payload.decode("utf-8", "replace"))
-            sys.stdout.flush()
+        results = list(fn.invoke_many(events, client_context=context, on_result=show))
         notes = fn.notes
     _print_findings(notes + [f for r in results for f in r.findings], verbose)
     sys.exit(EXIT_CLEAN if all(r.ok for r in results) else EXIT_FINDINGS)

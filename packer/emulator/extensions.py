@@ -60,6 +60,10 @@ class ExtensionsState:
         runtime.extensions = self
         runtime.ready_gate = self.all_ready
 
+    def __bool__(self) -> bool:
+        """True when any extension registered: the runtime's dispatch then waits for them."""
+        return bool(self.by_id)
+
     def reset(self, expected: set[str]) -> None:
         with self.cond:
             self.by_id.clear()
@@ -150,7 +154,7 @@ class ExtensionsState:
 
 def _extension(h: Handler) -> Extension | None:
     """The caller named by Lambda-Extension-Identifier, or None after rendering the 403."""
-    ext_id = h.headers.get("Lambda-Extension-Identifier")
+    ext_id = h.headers.get("lambda-extension-identifier")
     if not ext_id:
         h._send(403, error_body("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"))
         return None
@@ -163,7 +167,7 @@ def _extension(h: Handler) -> Extension | None:
 
 def _register(h: Handler, m: re.Match[str]) -> None:
     body = read_body(h, 1 << 20)
-    name = h.headers.get("Lambda-Extension-Name")
+    name = h.headers.get("lambda-extension-name")
     if not name:
         h._send(403, error_body("Extension.InvalidExtensionName", "Empty extension name"))
         return
@@ -197,7 +201,7 @@ def _error_report(attr: str):
         ext = _extension(h)
         if ext is None:
             return
-        kind = h.headers.get("Lambda-Extension-Function-Error-Type")
+        kind = h.headers.get("lambda-extension-function-error-type")
         if not kind:
             h._send(403, error_body("Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"))
             return
