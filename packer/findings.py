@@ -11,8 +11,6 @@ links · LP5xx size and zip · LP6xx slimming · LP7xx publishing · LP8xx local
 from __future__ import annotations
 
 import enum
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +50,9 @@ def define(code: str, severity: Severity, title: str, hint: str) -> Code:
 def catalogue() -> list[Code]:
     """Every declared code, sorted, after importing every module of the package (codes are
     declared at import time next to the code that emits them, so nothing can be forgotten)."""
+    import importlib
+    import pkgutil
+
     import packer
 
     for mod in pkgutil.walk_packages(packer.__path__, "packer."):

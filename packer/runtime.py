@@ -12,10 +12,13 @@ import posixpath
 import re
 from packer._compat import tomllib
 from dataclasses import dataclass, field, replace
-from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING
 
 from packer import datafiles
 from packer.errors import PolicyError, UsageError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 ARCHES = ("x86_64", "arm64")
 # Lambda's architecture names -> the ELF e_machine name layerpack reports (see elf.reader.MACHINES).

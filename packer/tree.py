@@ -11,27 +11,34 @@ import contextlib
 import os
 import posixpath
 import stat
-import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from packer.elf.reader import BytesSource, FileSource, Source
 from packer.errors import InputError
+
+if TYPE_CHECKING:
+    import zipfile
 
 FILE, DIR, SYMLINK, SPECIAL = "file", "dir", "symlink", "special"
 # A member larger than this is not read into memory for ELF analysis (the whole unzipped layer may
 # be at most 262,144,000 bytes, so a real member cannot legitimately exceed it).
 MAX_MEMBER_READ = 262_144_000
 MAX_LINK_HOPS = 40  # glibc and the kernel give up after 40 symlinks (ELOOP)
-# Everything zipfile raises on a member it cannot decode: corrupt deflate data (zlib.error), an
-# unsupported method (NotImplementedError), encryption (RuntimeError), a bad CRC (BadZipFile),
-# truncation (EOFError), and a name missing from the directory (KeyError).
-ZIP_READ_ERRORS = (OSError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError,
-                   zlib.error, ValueError)
-SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what Lambda's unzip is known to take
+SUPPORTED_METHODS = (0, 8)  # zipfile.ZIP_STORED, ZIP_DEFLATED: what Lambda's unzip is known to take
+
+
+def _zip_read_errors() -> tuple[type[BaseException], ...]:
+    """Everything zipfile raises on a member it cannot decode: corrupt deflate data (zlib.error), an
+    unsupported method (NotImplementedError), encryption (RuntimeError), a bad CRC (BadZipFile),
+    truncation (EOFError), and a name missing from the directory (KeyError). A function, evaluated
+    only when something was raised: zipfile is imported for zips only (6.5 ms of start-up)."""
+    import zipfile
+
+    return (OSError, KeyError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error, ValueError)
 
 
 def _why(exc: BaseException) -> str:
@@ -49,7 +56,7 @@ class _GuardedZipStream:
     def read(self, n: int = -1) -> bytes:
         try:
             return self._fh.read(n)
-        except ZIP_READ_ERRORS as exc:
+        except _zip_read_errors() as exc:
             raise InputError(f"{self._origin}: cannot read {self._rel}: {_why(exc)}") from exc
 
     def close(self) -> None:
@@ -113,7 +120,7 @@ class Tree:
         try:
             if self._zip is not None:
                 return _GuardedZipStream(self._zip.open(self._members.get(rel, rel)), self.origin, rel)
-        except ZIP_READ_ERRORS as exc:
+        except _zip_read_errors() as exc:
             raise InputError(f"{self.origin}: cannot read {rel}: {_why(exc)}") from exc
         fd, _st = self._open_fd(rel)
         os.set_blocking(fd, True)
@@ -318,7 +325,7 @@ def _read_zip(zf: zipfile.ZipFile, origin: str) -> tuple[dict[str, Entry], list[
         if kind == SYMLINK:
             try:
                 link = zf.read(info).decode("utf-8", "surrogateescape")
-            except ZIP_READ_ERRORS as exc:
+            except _zip_read_errors() as exc:
                 problems.append(Problem(norm, "unreadable", f"cannot read the link target: {_why(exc)}"))
                 continue
         if norm in entries and entries[norm].kind != DIR:
@@ -354,13 +361,16 @@ def open_tree(path: str | os.PathLike, *, progress: Callable[[int], None] | None
         raise InputError(f"{origin}: permission denied")
     with open(p, "rb") as fh:
         head = fh.read(4)
-    if head[:2] == b"PK" and zipfile.is_zipfile(p):
-        try:
-            zf = zipfile.ZipFile(p)
-            entries, problems, members = _read_zip(zf, origin)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise InputError(f"{origin}: not a readable zip file ({_why(exc)})") from exc
-        return Tree(origin, "zip", entries, problems, _zip=zf, _members=members)
+    if head[:2] == b"PK":
+        import zipfile
+
+        if zipfile.is_zipfile(p):
+            try:
+                zf = zipfile.ZipFile(p)
+                entries, problems, members = _read_zip(zf, origin)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                raise InputError(f"{origin}: not a readable zip file ({_why(exc)})") from exc
+            return Tree(origin, "zip", entries, problems, _zip=zf, _members=members)
     if head[:2] == b"PK" or p.suffix.lower() == ".zip":
         # a truncated download or a renamed file: analysing it as a one-file layer would report
         # "exec format error" on a bootstrap the user never meant to ship

@@ -10,8 +10,6 @@ import functools
 import importlib
 import re
 import sys
-import traceback
-from packer._compat import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,8 @@ def _handle(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except LayerpackError as exc:
             if debug:  # the traceback for the bug report; the exit code stays what scripts expect
+                import traceback
+
                 traceback.print_exc()
             click.echo(f"layerpack: error: {exc}{_from_config(ctx, str(exc))}", err=True)
             ctx.exit(exc.exit_code)
@@ -197,6 +197,8 @@ def find_config(start: Path | None = None) -> tuple[dict[str, Any], Path | None]
         pp = d / "pyproject.toml"
         for path, getter in ((lp, lambda data: data), (pp, lambda data: data.get("tool", {}).get("layerpack"))):
             if path.is_file():
+                from packer._compat import tomllib  # only with a configuration file: 3 ms of start-up
+
                 try:
                     data = tomllib.loads(path.read_text(encoding="utf-8"))
                 except UnicodeDecodeError as exc:
