@@ -60,10 +60,6 @@ class ExtensionsState:
         runtime.extensions = self
         runtime.ready_gate = self.all_ready
 
-    def __bool__(self) -> bool:
-        """True when any extension registered: the runtime's dispatch then waits for them."""
-        return bool(self.by_id)
-
     def reset(self, expected: set[str]) -> None:
         with self.cond:
             self.by_id.clear()

@@ -668,7 +668,7 @@ class LocalFunction:
     def _settle_logs(self, proc: Process) -> None:
         """END follows the invocation's own output: what the handler wrote before answering is
         already in the pipes, so log it here, on this thread, rather than wait for the reader."""
-        proc.drain()
+        proc.drain(hold=True)  # written with END by _finish
 
     def _finish(self, inv: Invocation, error_type: str | None, payload: bytes, duration: float,
                 init_ms: float | None, cold: bool, status: str | None, found: list[Finding]) -> InvokeResult:
@@ -678,7 +678,11 @@ class LocalFunction:
         report = Report(inv.request_id, duration, max(billed, 1) if duration else billed, cfg.memory,
                         math.ceil(peak / (1024 * 1024)), init_ms if cold else None, status,
                         error_type if status else None)
-        self.log(f"END RequestId: {inv.request_id}\n{report.line()}")  # one write for both
+        end = f"END RequestId: {inv.request_id}\n{report.line()}"
+        if self._proc is not None:
+            self._proc.release(end)  # after the lines _settle_logs held, in one write
+        else:
+            self.log(end)
         return InvokeResult(inv.request_id, payload, error_type, report, cold, found)
 
     def close(self) -> None:

@@ -38,7 +38,7 @@ def exit_text(code: int | None, sandboxed: bool) -> str:
 # `drain()` collects whatever is waiting before it writes END, so no line is late where it matters.
 # Measured (bench/emulator_overhead.py): a reader thread woken per line cost ~40 us of a ~0.36 ms
 # warm event in thread switches alone.
-COALESCE_S = 0.002
+COALESCE_S = 0.01
 PARTIAL_LINE_S = 0.05  # a partial line left alone this long is shown (curl's reply has no newline)
 
 
@@ -66,6 +66,7 @@ class Process:
             os.set_blocking(stream.fileno(), False)
             self._partial[stream.fileno()] = b""
         self._io = threading.Lock()  # one consumer of the pipes at a time: the reader or drain()
+        self._held: list[str] | None = None  # lines kept for the orchestrator's END write (drain(hold=True))
         self.readers = [threading.Thread(target=self._read, daemon=True)]
         self.readers[0].start()
         self.ready.wait(5)  # the tree is in its cgroup: the runtime's init starts then
@@ -96,16 +97,27 @@ class Process:
             if ready and self.ready.is_set():
                 time.sleep(COALESCE_S)
 
-    def drain(self) -> None:
+    def drain(self, hold: bool = False) -> None:
         """Log everything the process wrote so far (full lines), on the caller's thread: the
-        orchestrator calls this before END, so END always follows the invocation's own output."""
+        orchestrator calls this before END, so END always follows the invocation's own output.
+        With `hold`, those lines (and any the reader finds meanwhile) wait for `release()`, which
+        writes them together with END and REPORT: one write per event instead of two."""
         with self._io:
+            if hold and self._held is None:
+                self._held = []
             try:
                 ready = select.select(list(self._partial), [], [], 0)[0]
             except (OSError, ValueError):
                 ready = list(self._partial)
             for fd in ready:
                 self._pump(fd)
+
+    def release(self, *lines: str) -> None:
+        """Log the held lines, then `lines`, in one call, and stop holding."""
+        with self._io:
+            held, self._held = self._held or [], None
+            if held or lines:
+                self.log("\n".join([*held, *lines]))
 
     def _pump(self, fd: int) -> None:
         """Read what the pipe holds now (caller holds `_io`); at end of file, the last partial line
@@ -137,7 +149,10 @@ class Process:
             self.ready.set()
             return
         self.tail.append(line)
-        self.log(line)
+        if self._held is not None:
+            self._held.append(line)
+        else:
+            self.log(line)
 
     def _wait(self) -> None:
         self.popen.wait()
@@ -151,6 +166,7 @@ class Process:
             pass
 
     def stop(self) -> None:
+        self.release()  # never lose a held line
         self.kill()
         self.exited.wait(10)
         for t in self.readers:

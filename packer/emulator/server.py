@@ -88,7 +88,8 @@ class RuntimeState:
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self.cond = threading.Condition()
+        self.lock = threading.RLock()  # `with self.lock` in the hot path: Condition.__enter__ is a Python call
+        self.cond = threading.Condition(self.lock)
         self.generation = 0
         self.pending: collections.deque[Invocation] = collections.deque()
         self.current: Invocation | None = None
@@ -104,9 +105,13 @@ class RuntimeState:
         self.ready_gate: Callable[[], bool] = lambda: True  # extensions' init done (see extensions.py)
         self.extensions = None  # the ExtensionsState sharing this lock, when extensions run
 
+    def _extended(self) -> bool:
+        """Any extension registered: dispatch then waits for them and tells them INVOKE."""
+        return self.extensions is not None and bool(self.extensions.by_id)
+
     # -- orchestrator side ------------------------------------------------------------------
     def new_generation(self) -> int:
-        with self.cond:
+        with self.lock:
             self.generation += 1
             self.init_done_at = None
             self.init_error = None
@@ -117,18 +122,18 @@ class RuntimeState:
             return self.generation
 
     def submit(self, inv: Invocation) -> None:
-        with self.cond:
+        with self.lock:
             self.pending.append(inv)
             self.cond.notify_all()
 
     def submit_all(self, invs: list[Invocation]) -> None:
-        with self.cond:
+        with self.lock:
             self.pending.extend(invs)
             self.cond.notify_all()
 
     def withdraw(self, inv: Invocation) -> None:
         """Forget `inv` (timed out, process died): a late answer for it is then a 400."""
-        with self.cond:
+        with self.lock:
             if inv in self.pending:
                 self.pending.remove(inv)
             if self.current is inv:
@@ -136,7 +141,7 @@ class RuntimeState:
             self.answered.append(inv.request_id)
 
     def close(self) -> None:
-        with self.cond:
+        with self.lock:
             self.closed = True
             self.cond.notify_all()
 
@@ -144,7 +149,7 @@ class RuntimeState:
     def next(self, generation: int) -> Invocation | None:
         """The next event for the process of `generation`; None once it was replaced.
         Raises `Refused` after an init error: Lambda never hands that process an event."""
-        with self.cond:
+        with self.lock:
             if generation == self.generation and self.init_error is not None:
                 raise Refused(403, "InvalidStateTransition",
                               "State transition from InitError to Ready failed for runtime. Error: init failed")
@@ -152,15 +157,16 @@ class RuntimeState:
                 self.init_done_at = time.monotonic()
                 self.cond.notify_all()
             while not self.closed and generation == self.generation:
-                if self.pending and self.settling is None and (not self.extensions or self.ready_gate()):
+                if self.pending and self.settling is None and (not self._extended() or self.ready_gate()):
                     inv = self.pending.popleft()
                     inv.dispatched_at = time.monotonic()
                     inv.deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)
                     inv.cold, self.fresh = self.fresh, False
                     # With extensions, init ends when they and the runtime all wait: that is now.
-                    inv.init_done_at = inv.dispatched_at if self.extensions else self.init_done_at
+                    extended = self._extended()
+                    inv.init_done_at = inv.dispatched_at if extended else self.init_done_at
                     self.current = inv
-                    if self.extensions:
+                    if extended:
                         self.extensions.invoke(inv)
                     return inv
                 self.cond.wait(0.5)
@@ -168,7 +174,7 @@ class RuntimeState:
 
     def answer(self, request_id: str, outcome: Outcome) -> tuple[int, dict, Invocation | None]:
         """Record the answer; the caller replies, then calls `settle(inv)` with the returned one."""
-        with self.cond:
+        with self.lock:
             inv = self.current
             if inv is None or inv.request_id != request_id:
                 if request_id in self.answered:
@@ -191,14 +197,14 @@ class RuntimeState:
         try:
             self.on_answer(inv)
         finally:
-            with self.cond:
+            with self.lock:
                 if self.settling is inv:
                     self.settling = None
                 inv.done.set()
                 self.cond.notify_all()
 
     def init_failed(self, outcome: Outcome) -> tuple[int, dict]:
-        with self.cond:
+        with self.lock:
             if self.init_done_at is not None or self.init_error is not None:
                 return 403, error_body("InvalidStateTransition",
                                  "State transition from Ready to InitError failed for runtime.")
@@ -208,7 +214,7 @@ class RuntimeState:
 
     def dispatch_init_error(self) -> None:
         """Deliver a posted init error to whichever invocation caused this cold start."""
-        with self.cond:
+        with self.lock:
             if self.init_error and self.pending:
                 inv = self.pending.popleft()
                 inv.outcome = self.init_error
@@ -229,6 +235,11 @@ class Body:
 def read_body(handler: BaseHTTPRequestHandler, limit: int) -> Body:
     """The request body (Content-Length or chunked, with its trailers); always read to the end so
     the connection stays usable, keeping only the first `limit` bytes."""
+    chunked = handler.headers.get("transfer-encoding", "").lower() == "chunked"
+    if not chunked:
+        length = int(handler.headers.get("content-length") or 0)
+        if length <= limit:  # the common case, in one read
+            return Body(handler.rfile.read(length) if length else b"", False)
     chunks: list[bytes] = []
     total = 0
     trailers: dict[str, str] = {}
@@ -247,7 +258,7 @@ def read_body(handler: BaseHTTPRequestHandler, limit: int) -> Body:
             take(data)
             remaining -= len(data)
 
-    if handler.headers.get("transfer-encoding", "").lower() == "chunked":
+    if chunked:
         while True:
             line = handler.rfile.readline(1024)
             size = int(line.split(b";")[0].strip() or b"0", 16)
@@ -259,7 +270,7 @@ def read_body(handler: BaseHTTPRequestHandler, limit: int) -> Body:
             copy(size)
             handler.rfile.readline(16)
     else:
-        copy(int(handler.headers.get("content-length") or 0))
+        copy(length)
     return Body(b"".join(chunks), total > limit, trailers)
 
 
