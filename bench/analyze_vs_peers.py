@@ -12,6 +12,8 @@ Rows, each a fresh child process whose peak RSS is its own ru_maxrss:
   layerpack text         `layerpack analyze DIR`, stdout a pipe (plain text)
   layerpack --cache     the JSON run again with header facts from a first --cache run (the
                          analyze -> vendor -> analyze loop): shown apart, never the goal's figure
+  python floor           bench/elf_floor.py: walk DIR and read the ELF headers in plain Python, nothing
+                         else (the least any Python analyze must do)
 --quad repeats the layerpack rows on four hard-linked copies of DIR built once under a private
 directory (>= 3,600 ELF files for /usr/lib/x86_64-linux-gnu), the tree the memory goal names.
 layerpack does more per file than libtree (Lambda's file system model, version ceilings, the
@@ -142,7 +144,7 @@ def verify(out_file: str, err_file: str, kind: str, *args: str) -> None:
     print(problem or "")
 
 
-def describe(layerpack: str) -> str:
+def describe(layerpack: str) -> tuple[str, str]:
     """Which interpreter and package the layerpack rows time, and whether byte code is cached:
     without .pyc (PYTHONDONTWRITEBYTECODE=1 with an editable install) every run recompiles every
     module, 100+ ms of start-up that a pip-installed wheel does not pay."""
@@ -160,8 +162,8 @@ def describe(layerpack: str) -> str:
     version, pkg, n_src, n_stale = out.stdout.split()
     env = os.environ.get("PYTHONDONTWRITEBYTECODE")
     pyc = "all .pyc present" if n_stale == "0" else f".pyc missing or stale for {n_stale} of {n_src} modules"
-    return (f"layerpack = {layerpack} -> Python {version} {interp}, package {pkg}; {pyc}; "
-            f"PYTHONDONTWRITEBYTECODE={'unset' if env is None else repr(env)}")
+    return interp, (f"layerpack = {layerpack} -> Python {version} {interp}, package {pkg}; {pyc}; "
+                    f"PYTHONDONTWRITEBYTECODE={'unset' if env is None else repr(env)}")
 
 
 def best(fn, repeat: int) -> tuple[float, int, float]:
@@ -209,7 +211,8 @@ def main() -> None:
     files = elf_files(args.dir)
     n = len(files)
     print(f"{n} ELF files under {args.dir}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(describe(layerpack))
+    interp, about = describe(layerpack)
+    print(about)
 
     rows = [("libtree, one process", *best(lambda: run([libtree, "-p", *files]), args.repeat))]
     rows += layerpack_rows(layerpack, args.dir, args.repeat, "", args.dir, n)
@@ -236,6 +239,9 @@ def main() -> None:
         rows.append(("auditwheel lddtree", *best(lambda: run([sys.executable, "-c", LDDTREE_CHILD, str(listing)], ok=(0,)), 1)))
     floor = best(lambda: run([sys.executable, "-c", "pass"]), args.repeat)
     rows.append(("python -c pass", *floor))
+    # what any Python analyze must do at least: walk + read the ELF headers (bench/elf_floor.py)
+    elf_floor = Path(__file__).with_name("elf_floor.py")
+    rows.append(("python floor: walk + ELF headers only", *best(lambda: run([interp, str(elf_floor), args.dir]), args.repeat)))
     if args.quad:
         quad = quad_tree(args.dir)
         rows += layerpack_rows(layerpack, str(quad), args.repeat, f", 4 copies ({4 * n} ELF)", args.dir, n, 4)
@@ -253,6 +259,9 @@ def main() -> None:
         if "copies" in name:
             print(f"{name}: peak RSS {rss / 1e6:.1f} MB (goal <= 100 MB)")
     print(f"python start-up alone is {floor[0] / one:.1f}x libtree's one-process wall time")
+    walked = next(r for r in rows if r[0].startswith("python floor"))
+    print(f"python floor (walk + ELF headers, no search, findings or output) / libtree one process: "
+          f"{walked[1] / one:.1f}x wall, {walked[3] / one_cpu if one_cpu else float('inf'):.1f}x CPU")
 
 
 if __name__ == "__main__":

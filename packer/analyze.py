@@ -409,7 +409,8 @@ class Analysis:
                 self.add(finding(LIB_MISSING, req, f"{req_text} needs {e.name}: not found on {where} nor on this machine "
                                  f"(searched {searched})", library=e.name, searched=[s.dir for s in e.searched]),
                          key=(LIB_MISSING.code, root.path, req, e.name))
-            elif e.status == VENDORABLE:
+            elif e.status == VENDORABLE and (LIB_VENDORABLE.code, req, e.name) not in self._seen:
+                # (not made again when kept from an earlier process: 2,539 made for 1,040 kept on /usr/lib/x86_64-linux-gnu)
                 self.add(finding(LIB_VENDORABLE, req, f"{req_text} needs {e.name}: not on {where}; this machine has {e.host_path}",
                                  library=e.name, host_path=e.host_path), key=(LIB_VENDORABLE.code, req, e.name))
             elif e.status == UNLOADABLE:

@@ -129,8 +129,10 @@ class Tree:
     def _open_fd(self, rel: str) -> tuple[int, os.stat_result]:
         """A descriptor of a regular file of a directory tree (no link followed in the last
         component, a FIFO never waited on), and its stat."""
+        # the path as a str when the tree is a directory: Path / rel cost ~12 us per file of `analyze`
+        path = os.path.join(self._root, rel) if self._root is not None else self.host_path(rel)
         try:
-            fd = os.open(self.host_path(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # type: ignore[arg-type]
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # type: ignore[arg-type]
         except OSError as exc:
             raise InputError(f"{self.origin}: cannot read {rel}: {_why(exc)}") from exc
         st = os.fstat(fd)
