@@ -68,10 +68,16 @@ def write_lines(lines: Iterable[Line], *, err: bool = False, out: Console | None
     stream = sys.stderr if err else sys.stdout
     if out is None and stream.isatty() and "NO_COLOR" not in os.environ:
         out = console(stderr=err)
-    if out is None:
+    if out is None:  # a few hundred lines per write (17,000 lines for /usr/lib/x86_64-linux-gnu)
         write: Callable[[str], Any] = stream.write
+        chunk: list[str] = []
         for line in lines:
-            write("".join([text for text, _style in line]) + "\n")
+            chunk.extend([text for text, _style in line])
+            chunk.append("\n")
+            if len(chunk) > 4096:
+                write("".join(chunk))
+                chunk.clear()
+        write("".join(chunk))
         return
     from rich.text import Text
 

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, NamedTuple, TYPE_CHECKING
 
 from packer.elf.reader import BytesSource, FileSource, Source
 from packer.errors import InputError
@@ -69,8 +69,7 @@ class _GuardedZipStream:
         self.close()
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: cheaper to define and to make than a dataclass
     path: str  # posix, relative to the tree root, no leading "./"
     kind: str  # file | dir | symlink | special
     size: int
@@ -78,8 +77,7 @@ class Entry:
     link: str | None = None  # symlink target as stored
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):  # a tuple: cheaper to define and to make than a dataclass
     """An entry that cannot be part of a layer at all (bad zip name, unreadable file)."""
 
     path: str

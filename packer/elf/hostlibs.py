@@ -8,9 +8,10 @@ but for the target arch rather than the host's: an aarch64 library is looked for
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import glob
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from packer.elf.reader import InfoMemo
@@ -79,8 +80,7 @@ def host_library_dirs(machine: str, sysroot: Path | None = None) -> list[Path]:
     return out
 
 
-@dataclass(frozen=True)
-class HostLibrary:
+class HostLibrary(NamedTuple):  # a tuple: cheaper to define and to make than a dataclass
     name: str
     path: Path  # where it was found (may be a symlink)
     real: Path  # the file itself

@@ -361,21 +361,23 @@ def read_elf(src: Source) -> ElfInfo:
         raise ElfError(f"malformed ELF: {exc}") from exc
 
 
-@dataclass
 class _DynTags:
-    """The dynamic-section values the reader needs, as raw string-table offsets and addresses."""
+    """The dynamic-section values the reader needs, as raw string-table offsets and addresses
+    (a plain class: one is made per file, and a dataclass costs a millisecond to define)."""
 
-    needed: list[int] = field(default_factory=list)
-    rpath: list[int] = field(default_factory=list)
-    runpath: list[int] = field(default_factory=list)
-    soname: int | None = None
-    strtab: int | None = None
-    strsz: int | None = None
-    verneed: int | None = None
-    verdef: int | None = None
-    verneednum: int = 0
-    verdefnum: int = 0
-    flags_1: int = 0
+    __slots__ = ("needed", "rpath", "runpath", "soname", "strtab", "strsz", "verneed", "verdef",
+                 "verneednum", "verdefnum", "flags_1")
+
+    def __init__(self) -> None:
+        self.needed: list[int] = []
+        self.rpath: list[int] = []
+        self.runpath: list[int] = []
+        self.soname: int | None = None
+        self.strtab: int | None = None
+        self.strsz: int | None = None
+        self.verneed: int | None = None
+        self.verdef: int | None = None
+        self.verneednum = self.verdefnum = self.flags_1 = 0
 
 
 _DT_SCALAR = {DT_STRTAB: "strtab", DT_STRSZ: "strsz", DT_SONAME: "soname", DT_FLAGS_1: "flags_1",
@@ -666,8 +668,7 @@ def sniff(path: str | os.PathLike) -> bool:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):  # a tuple: cheaper to define and to make than a dataclass
     name: str
     type: int  # sh_type (SHT_NOBITS = 8 occupies no bytes in the file)
     size: int
