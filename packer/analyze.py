@@ -7,6 +7,8 @@ entry point: NIFs, plugins and vendored libraries fail on Lambda just as well.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import posixpath
 from collections import Counter
 from collections.abc import Callable
@@ -576,6 +578,22 @@ def _boot_script(tree: Tree, mount: str, rt: Runtime, env: dict[str, str]) -> Bo
         return BootScript(env=dict(env))
     boot = read_bootstrap(text.decode("utf-8", "replace"), mount, base)
     return BootScript({**env, **boot.env}, boot.loader_exec, boot.unmodelled)
+
+
+@contextlib.contextmanager
+def cycle_collector_paused():
+    """Analysis and its output allocate hundreds of thousands of objects that live until the
+    report is written; the cycle collector traversed them ~200 times per run of
+    /usr/lib/x86_64-linux-gnu (~100 ms of ~800 ms CPU, measured with gc.callbacks). What it would
+    free is only the analysis's own graph once the report is dropped (9,201 objects there), so it
+    is paused for the run and resumed after, not needed in between."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
