@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-from packer._compat import tomllib
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import NamedTuple, TYPE_CHECKING
 
-from packer import datafiles
+from packer import datafiles, tomlcache
 from packer.errors import PolicyError, UsageError
 
 if TYPE_CHECKING:
@@ -191,10 +191,20 @@ class Runtime:
 
 @functools.lru_cache(maxsize=None)
 def _rules_toml(name: str) -> dict:
+    """A rules TOML file, parsed once per edit (packer.tomlcache keeps the parsed form)."""
     path = datafiles.rule_file("runtimes", name)
+
+    def parse(text: str) -> dict:
+        from packer._compat import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"{path}: {exc}") from exc
+
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, OSError) as exc:
+        return tomlcache.load_toml(path, parse) if isinstance(path, Path) else parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
         raise PolicyError(f"{path}: {exc}") from exc
 
 
