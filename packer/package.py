@@ -223,9 +223,10 @@ def _layout(tree: Tree, rt: runtime_mod.Runtime, kind: str) -> list[Finding]:
     return layout_findings(tree, rt, kind)
 
 
-def _open(path: str | os.PathLike) -> Tree:
-    """open_tree, but a `.zip` that is not a readable zip is bad input, not a one-file layer."""
-    t = open_tree(path)
+def _open(path: str | os.PathLike, inspection: budget_mod.ZipInspection | None = None) -> Tree:
+    """open_tree, but a `.zip` that is not a readable zip is bad input, not a one-file layer.
+    `inspection` checks the zip for bombs in the same pass over its directory."""
+    t = open_tree(path, watch=inspection)
     if t.kind == "file" and str(path).lower().endswith(".zip"):
         t.close()
         raise InputError(f"{path}: not a readable zip file", hint="rebuild it with `layerpack build`")
@@ -264,35 +265,38 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
         raise InputError(f"{out_path.parent}: cannot create: {exc.strerror}") from exc
     if src.exists() and src.resolve() == out_path.resolve():
         raise UsageError(f"{out}: the output would overwrite the input", hint="write the zip somewhere else")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    except OSError as exc:
-        raise InputError(f"{out_path.parent}: cannot write: {exc.strerror}") from exc
-    tmp = Path(tmp_name)
-    try:
-        with sigterm_unwinds(), os.fdopen(fd, "w+b") as fh, _open(src) as t:
-            if t.kind == "zip":
-                findings.extend(budget_mod.inspect_zip(src, t.zip_file).findings)
-            exclude = []
-            if t.kind == "dir":
-                exclude = [r for r in (_inside(src, out_path), _inside(src, tmp)) if r]
-            p = plan(t, dereference=dereference, exclude=exclude)
-            if p.refusals:
-                raise _refuse(str(tree), p.refusals)
-            b = budget_mod.budget(p.unzipped_size)
-            if b.over and not force:
-                raise OverBudget(f"{tree}: unzips to {b.total:,} bytes; Lambda's limit is {b.limit:,} "
-                                 f"({b.total - b.limit + 1:,} bytes too many); no zip written",
-                                 hint="slim the tree (`layerpack slim`), or --force to write it anyway")
-            findings.extend(p.findings)
-            stats = write_zip(p.members, fh, level=level, epoch=when, backend=be, progress=progress)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # SIGTERM unwinds from before the temporary exists (installed after it, a SIGTERM in between left it)
+    with sigterm_unwinds():
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+        except OSError as exc:
+            raise InputError(f"{out_path.parent}: cannot write: {exc.strerror}") from exc
+        tmp = Path(tmp_name)
+        try:
+            inspection = budget_mod.ZipInspection(src)
+            with os.fdopen(fd, "w+b") as fh, _open(src, inspection) as t:
+                if t.kind == "zip":
+                    findings.extend(inspection.facts(t.zip_index).findings)
+                exclude = []
+                if t.kind == "dir":
+                    exclude = [r for r in (_inside(src, out_path), _inside(src, tmp)) if r]
+                p = plan(t, dereference=dereference, exclude=exclude)
+                if p.refusals:
+                    raise _refuse(str(tree), p.refusals)
+                b = budget_mod.budget(p.unzipped_size)
+                if b.over and not force:
+                    raise OverBudget(f"{tree}: unzips to {b.total:,} bytes; Lambda's limit is {b.limit:,} "
+                                     f"({b.total - b.limit + 1:,} bytes too many); no zip written",
+                                     hint="slim the tree (`layerpack slim`), or --force to write it anyway")
+                findings.extend(p.findings)
+                stats = write_zip(p.members, fh, level=level, epoch=when, backend=be, progress=progress)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     findings.extend(b.findings(str(out_path)))
     if backend == "auto" and be.name == "zlib" and level > 0:
         findings.append(finding(PLAIN_ZLIB, str(out_path), "zipped with Python's zlib because zlib-ng is not installed"))
@@ -360,10 +364,11 @@ def _measure(path: str | Path, role: str, *, zipped: bool, level: int, backend: 
     `build` would write, and its zipped size by compressing into a counting sink (no file written).
     The returned Tree is open; the caller closes it."""
     findings: list[Finding] = []
-    t = _open(path)
+    inspection = budget_mod.ZipInspection(path)
+    t = _open(path, inspection)
     try:
         if t.kind == "zip":
-            facts = budget_mod.inspect_zip(path, t.zip_file)
+            facts = inspection.facts(t.zip_index)
             findings.extend(facts.findings)
             return Artefact(str(path), role, "zip", facts.declared_unzipped, facts.zipped_size, facts.entries), t, findings
         p = plan(t, dereference=False)

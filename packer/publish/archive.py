@@ -94,16 +94,26 @@ def inspect_archive(path: str | Path) -> Archive:
     except InputError as exc:
         return Archive(p, size, b64, _hex(b64), 0, 0, corrupt=f"cannot be unpacked ({exc})")
     with tree:
-        infos = tree.zip_file.infolist() if tree.zip_file is not None else []
-        unzipped = sum(i.file_size for i in infos)
-        corrupt = "the zip has no entries" if not infos else None
+        records, unzipped = _declared(tree)
+        corrupt = "the zip has no entries" if not records else None
         bad_entries = tuple((pr.path, pr.detail) for pr in tree.problems)
         machines: dict[str, list[str]] = {}
         unreadable: list[tuple[str, str]] = []
         if corrupt is None:
             corrupt = _read_members(tree, unzipped <= _TEST_LIMIT, machines, unreadable)
-    return Archive(p, size, b64, _hex(b64), unzipped, len(infos),
+    return Archive(p, size, b64, _hex(b64), unzipped, records,
                    {k: tuple(sorted(v)) for k, v in machines.items()}, tuple(unreadable), bad_entries, corrupt)
+
+
+def _declared(tree) -> tuple[int, int]:
+    """(records in the central directory, bytes they declare unzipped), the directory streamed."""
+    if tree.zip_index is None:
+        return 0, 0
+    records = unzipped = 0
+    for m in tree.zip_index.scan():
+        records += 1
+        unzipped += m.size
+    return records, unzipped
 
 
 def _read_members(tree, test: bool, machines: dict[str, list[str]], unreadable: list[tuple[str, str]]) -> str | None:
