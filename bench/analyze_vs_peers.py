@@ -150,7 +150,8 @@ def describe(layerpack: str) -> tuple[str, str]:
     module, 100+ ms of start-up that a pip-installed wheel does not pay."""
     with open(layerpack, "rb") as fh:
         first = fh.readline().decode(errors="replace").strip()
-    interp = first[2:].split()[0] if first.startswith("#!") else sys.executable
+    words = first[2:].split() if first.startswith("#!") else [sys.executable]
+    interp = words[1] if len(words) > 1 and os.path.basename(words[0]) == "env" else words[0]
     probe = ("import importlib.util, os, sys, packer; d = os.path.dirname(packer.__file__); "
              "srcs = [os.path.join(r, f) for r, _d, fs in os.walk(d) for f in fs if f.endswith('.py')]; "
              "stale = [s for s in srcs if not os.path.exists(importlib.util.cache_from_source(s)) or "
