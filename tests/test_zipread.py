@@ -240,7 +240,7 @@ def test_a_bad_crc_or_a_lying_size_is_refused_on_reading_as_zipfile_refuses_it(t
 
 
 def test_check_of_200000_entries_peaks_far_below_one_zipinfo_per_member(tmp_path):
-    """The bound is generous (the new code peaks near 82 MB) and the old code exceeds it (204 MB:
+    """The bound is generous (the new code peaks near 85 MB) and the old code exceeds it (204 MB:
     zipfile's table of 200,000 ZipInfo plus one Entry each). Measured in a fresh process whose only
     child is `layerpack`, so no earlier test's child counts."""
     z = tmp_path / "many.zip"

@@ -17,6 +17,7 @@ from packer.elf.reader import ELF_MAGIC, BytesSource, read_elf
 from packer.errors import ElfError, InputError
 from packer.runtime import MACHINE_ARCH
 from packer.tree import FILE, MAX_MEMBER_READ, open_tree
+from packer.zipread import Member
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,13 @@ def inspect_archive(path: str | Path) -> Archive:
     b64 = code_sha256(p)
     if not zipfile.is_zipfile(p):
         return Archive(p, size, b64, _hex(b64), 0, 0, corrupt="not a zip file (no end-of-central-directory record)")
+    declared = _Declared()
     try:
-        tree = open_tree(p)
+        tree = open_tree(p, watch=declared)
     except InputError as exc:
         return Archive(p, size, b64, _hex(b64), 0, 0, corrupt=f"cannot be unpacked ({exc})")
     with tree:
-        records, unzipped = _declared(tree)
+        records, unzipped = declared.records, declared.unzipped
         corrupt = "the zip has no entries" if not records else None
         bad_entries = tuple((pr.path, pr.detail) for pr in tree.problems)
         machines: dict[str, list[str]] = {}
@@ -105,15 +107,16 @@ def inspect_archive(path: str | Path) -> Archive:
                    {k: tuple(sorted(v)) for k, v in machines.items()}, tuple(unreadable), bad_entries, corrupt)
 
 
-def _declared(tree) -> tuple[int, int]:
-    """(records in the central directory, bytes they declare unzipped), the directory streamed."""
-    if tree.zip_index is None:
-        return 0, 0
-    records = unzipped = 0
-    for m in tree.zip_index.scan():
-        records += 1
-        unzipped += m.size
-    return records, unzipped
+class _Declared:
+    """Records of the central directory and the bytes they declare unzipped, counted as
+    `open_tree` streams the directory (one pass; no table of members)."""
+
+    def __init__(self) -> None:
+        self.records = self.unzipped = 0
+
+    def __call__(self, m: Member, _index: object) -> None:
+        self.records += 1
+        self.unzipped += m.size
 
 
 def _read_members(tree, test: bool, machines: dict[str, list[str]], unreadable: list[tuple[str, str]]) -> str | None:
