@@ -102,7 +102,7 @@ def locate(fd: int, origin: str) -> Directory:
     at = _end_record(tail)
     if at < 0:
         raise _bad(origin, "no end-of-central-directory record: truncated or not a zip")
-    _sig, disk, cd_disk, here, entries, cd_size, cd_off, clen = _EOCD.unpack_from(tail, at)
+    _sig, _disk, _cd_disk, _here, entries, cd_size, cd_off, clen = _EOCD.unpack_from(tail, at)
     comment = tail[at + _EOCD.size:at + _EOCD.size + clen]
     end = tail_start + at
     zip64 = False
@@ -118,10 +118,10 @@ def locate(fd: int, origin: str) -> Directory:
             rec = os.pread(fd, _EOCD64.size, rec_at) if 0 <= rec_at < end else b""
         if len(rec) != _EOCD64.size or rec[:4] != b"PK\x06\x06":
             raise _bad(origin, "a ZIP64 locator points to no ZIP64 end record")
-        _sig, _n, _made, _need, disk, cd_disk, here, entries, cd_size, cd_off = _EOCD64.unpack(rec)
+        _sig, _n, _made, _need, _disk, _cd_disk, _here, entries, cd_size, cd_off = _EOCD64.unpack(rec)
         end, zip64 = rec_at, True
-    if disk != 0 or cd_disk != 0 or here != entries:
-        raise _bad(origin, "spans several disks")
+    # (the end records' own disk fields are not checked: zipfile ignores them, and Info-ZIP lists
+    # such a zip, at most with a warning, when it is one file; the locator's are, as zipfile does)
     shift = end - cd_size - cd_off  # zipfile's "concat": bytes before the archive
     if shift < 0:
         raise _bad(origin, f"the end record puts a {cd_size:,}-byte central directory at offset {cd_off:,}, "
@@ -283,9 +283,11 @@ class MemberStream:
         self._running, self._made, self._done, self._closed = 0, 0, size == 0 and compressed == 0, False
 
     def _raw(self, n: int) -> bytes:
+        """Up to n more bytes of the member's data; short only at the end of the file (a deflate
+        stream may end before its declared compressed size, as zipfile reads it)."""
         n = min(n, self._left)
         data = os.pread(self._fd, n, self._pos) if n else b""
-        if len(data) < n:
+        if n and not data:
             raise InputError(f"{self._where}: the zip is truncated inside this member")
         self._pos += n
         self._left -= n

@@ -220,6 +220,27 @@ def test_corrupt_central_directories_are_one_line_errors_that_unzip_also_rejects
         assert bad.read_bytes() == data and not (tmp_path / "out").exists()
 
 
+def test_odd_end_record_disk_fields_and_a_long_declared_deflate_size_read_as_zipfile_reads_them(tmp_path):
+    """Lenient where both reference readers are: the 32-bit end record's disk fields of a one-file
+    zip (Info-ZIP lists it with a warning, zipfile ignores them), and a deflate stream that ends before its
+    declared compressed size, which runs past the file (zipfile stops at the stream's end)."""
+    z = tmp_path / "odd.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.txt", b"alpha " * 500)
+        zf.writestr("b.txt", b"beta " * 500)
+    data = bytearray(z.read_bytes())
+    eocd = data.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", data, eocd + 4, 0, 1)  # "the directory starts on disk 1"
+    last = data.rindex(b"PK\x01\x02")  # b.txt's record: its compressed size past the end of the file
+    struct.pack_into("<I", data, last + 20, len(data) * 4)
+    z.write_bytes(bytes(data))
+    with zipfile.ZipFile(z) as zf:
+        expected = {n: zf.read(n) for n in zf.namelist()}
+    assert [n.decode() for n in _unzip_names(z, warnings=True)] == list(expected)  # "processing anyway"
+    with open_tree(z) as tree:
+        assert {e.path: tree.read_bytes(e.path) for e in tree.files()} == expected
+
+
 def test_a_bad_crc_or_a_lying_size_is_refused_on_reading_as_zipfile_refuses_it(tmp_path):
     z = tmp_path / "c.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
