@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -131,6 +133,37 @@ def test_a_batch_hands_each_result_to_on_result_once_in_order_as_it_ends(sandbox
     assert [r.error_type for r in results] == [None, "Runtime.ExitError", "Sandbox.Timedout", None]
     assert results[3].cold  # after the timeout, a fresh environment
     assert seen[0][2] - started < ended - started - 0.9  # shown before the timed-out event ended
+
+
+def test_start_and_payloads_reach_a_pipe_promptly_though_writes_are_batched(sandbox_ready, emu_cache, c_layer,
+                                                                            tmp_path):
+    """START and payloads may wait for the next write (one write per warm event), but never longer
+    than a few milliseconds: with an event whose handler hangs until the 2 s timeout, the START of
+    that event and the first event's payload reach the pipes long before the timeout ends."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"first": 1}\n{"sleep": 1}\n')
+    exe = shutil.which("layerpack")
+    cmd = [exe] if exe else [sys.executable, "-m", "packer"]
+    proc = subprocess.Popen([*cmd, "invoke", str(c_layer), "--event", str(events), "--timeout", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "LAYERPACK_CACHE_DIR": str(emu_cache)})
+    seen: dict[str, float] = {}
+
+    def watch(stream, key: str) -> None:
+        for line in stream:
+            if key in line:
+                seen[key] = time.monotonic()  # the last one: the hanging event's START
+
+    starts = threading.Thread(target=watch, args=(proc.stderr, "START"))
+    payload = threading.Thread(target=watch, args=(proc.stdout, '"first"'))
+    for t in (starts, payload):
+        t.start()
+    proc.wait(timeout=60)
+    ended = time.monotonic()
+    for t in (starts, payload):
+        t.join(5)
+    assert proc.returncode == 1  # the second event timed out
+    assert ended - seen["START"] > 1.5 and ended - seen['"first"'] > 1.5, (seen, ended)
 
 
 def test_oversized_response_fails_the_invocation(sandbox_ready, emu_cache, c_layer):

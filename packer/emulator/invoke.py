@@ -190,10 +190,14 @@ def _error_payload(error_type: str, message: str) -> bytes:
 class LocalFunction:
     """One local execution environment. Use as a context manager; `invoke()` is thread-safe."""
 
-    def __init__(self, config: FunctionConfig, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: FunctionConfig, log: Callable[[str], None] | None = None,
+                 log_soon: Callable[[str], None] | None = None) -> None:
+        """`log` writes a log line now; `log_soon`, if given, may hold a START line briefly, until the
+        next `log` call or a few milliseconds pass (see packer.cli.run.LineWriter)."""
         config.validate()
         self.config = config
         self.log = log or (lambda line: None)
+        self.log_soon = log_soon or self.log
         arch = config.arch or runtime_mod.MACHINE_ARCH.get(rootfs.host_machine(), "x86_64")
         self.rt = runtime_mod.load(config.runtime, arch)
         self.notes: list[Finding] = []
@@ -515,7 +519,7 @@ class LocalFunction:
         if inv.cold:
             for line in self.extensions.log_lines():  # Lambda's EXTENSION lines close the init phase
                 self.log(line)
-        self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
+        self.log_soon(f"START RequestId: {inv.request_id} Version: $LATEST")
 
     def _answered(self, inv: Invocation) -> None:
         """On the server thread, right after the runtime's answer was accepted: END and REPORT are
