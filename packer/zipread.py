@@ -10,7 +10,7 @@ member in flat arrays). Inflating is still the stdlib's zlib; only the framing i
 
 Checked, as zipfile or Info-ZIP check it: the end record (and the ZIP64 locator and end record),
 a directory inside the file, every record's signature and length, ZIP64 extra fields, the name's
-encoding (UTF-8 when flag 0x800 is set, else cp437, cut at a NUL as zipfile cuts it), the entry
+encoding (UTF-8 when flag 0x800 is set; see `decode_name` for the others), the entry
 count, local header offsets before the directory, and on reading: the local header's signature and
 name, encryption, the method, the CRC-32 and the declared size. Every failure is an `InputError`
 of one line.
@@ -73,9 +73,20 @@ def _bad(origin: str, why: str) -> InputError:
     return InputError(f"{origin}: not a readable zip file ({why})")
 
 
-def decode_name(raw: bytes, flags: int) -> str:
-    """The name as zipfile reads it: UTF-8 when flag 0x800 says so, else cp437; cut at a NUL."""
-    name = raw.decode("ascii" if raw.isascii() else "utf-8" if flags & 0x800 else "cp437")
+def decode_name(raw: bytes, flags: int, system: int = 0) -> str:
+    """A member's name: UTF-8 when flag 0x800 says so; from a Unix zip without the flag, UTF-8
+    when the bytes are UTF-8 (Info-ZIP's zip 3.0 stores a UTF-8 system's names so, and unzip on
+    Unix writes them back byte for byte; zipfile would show "café" as "caf├⌐"); else cp437, as
+    zipfile decodes it. Cut at a NUL, as zipfile cuts it."""
+    if raw.isascii():
+        name = raw.decode("ascii")
+    elif flags & 0x800:
+        name = raw.decode("utf-8")
+    else:
+        try:
+            name = raw.decode("utf-8") if system == UNIX else raw.decode("cp437")
+        except UnicodeDecodeError:
+            name = raw.decode("cp437")
     cut = name.find("\0")
     return name if cut < 0 else name[:cut]
 
@@ -181,7 +192,7 @@ def members(fd: int, d: Directory, origin: str) -> Iterator[Member]:
         base = at + head
         raw = buf[base:base + nlen]
         try:
-            name = decode_name(raw, flags)
+            name = decode_name(raw, flags, system)
         except UnicodeDecodeError:
             raise _bad(origin, f"member name {raw!r} is flagged UTF-8 but is not") from None
         if _U32 in (size, compressed, offset):
@@ -204,6 +215,17 @@ def members(fd: int, d: Directory, origin: str) -> Iterator[Member]:
 def normalise(name: str) -> str:
     """A member name as a tree path: no "./", "//" or trailing "/" (how `Tree` keys entries)."""
     return posixpath.normpath(name).lstrip("/")
+
+
+def _local_names(raw: bytes, flags: int) -> set[str]:
+    """What a local header's name may decode to (a local header does not say which system made it)."""
+    names = set()
+    for system in (UNIX, 0):
+        try:
+            names.add(normalise(decode_name(raw, flags, system)))
+        except UnicodeDecodeError:
+            pass
+    return names
 
 
 class ZipIndex:
@@ -245,11 +267,7 @@ class ZipIndex:
             raise InputError(f"{self.origin}: cannot read {rel}: no local header where the directory points")
         (_sig, _need, _sys, lflags, _m, _t, _d, _crc, _cs, _s, nlen, elen) = _LOCAL.unpack(head)
         raw = os.pread(self.fd, nlen, offset + _LOCAL.size)
-        try:
-            local = normalise(decode_name(raw, lflags))
-        except UnicodeDecodeError:
-            local = repr(raw)
-        if local != rel:
+        if rel not in _local_names(raw, lflags):
             raise InputError(f"{self.origin}: cannot read {rel}: the local header names {raw!r}")
         method, flags = method_flags >> 16, method_flags & _U16
         if flags & 0x41:

@@ -170,6 +170,33 @@ def test_utf8_flagged_and_cp437_names_decode_as_zipfile_and_unzip_show_them(tmp_
         _members_read_like_zipfile(z)
 
 
+def test_utf8_names_infozip_stores_without_the_flag_unpack_as_unzip_writes_them(tmp_path):
+    """Info-ZIP's zip 3.0 on a UTF-8 system stores UTF-8 names without flag 0x800; unzip writes them
+    back byte for byte. zipfile reads them as cp437 ("caf├⌐.txt"); we unpack what unzip unpacks."""
+    from packer.materialise import unpack
+
+    src = tmp_path / "src"
+    (src / "日本").mkdir(parents=True)
+    (src / "café.txt").write_text("c")
+    (src / "日本" / "名前.txt").write_text("n")
+    z = tmp_path / "u8.zip"
+    subprocess.run([require_tool("zip"), "-qry", str(z), "."], cwd=src, check=True)
+    index, ours = _ours(z)
+    index.close()
+    assert not any(m.flags & 0x800 for m in ours) and all(m.system == 3 for m in ours)
+    assert [m.name for m in ours] == [n.decode("utf-8") for n in _unzip_names(z)]
+    with zipfile.ZipFile(z) as zf:
+        assert "caf├⌐.txt" in zf.namelist()  # the reference reader that gets this case wrong
+    subprocess.run([require_tool("unzip"), "-q", str(z), "-d", str(tmp_path / "by-unzip")], check=True)
+    with open_tree(z) as tree:
+        unpack(tree, tmp_path / "ours")
+
+    def listing(root: Path) -> list[tuple[bytes, bytes]]:
+        return sorted((os.fsencode(p.relative_to(root)), p.read_bytes() if p.is_file() else b"")
+                      for p in root.rglob("*"))
+    assert listing(tmp_path / "ours") == listing(tmp_path / "by-unzip")
+
+
 def _corrupt_cases(z: Path) -> dict[str, bytes]:
     base = z.read_bytes()
     eocd = base.rindex(b"PK\x05\x06")
