@@ -9,7 +9,7 @@ the median wall time of each command, the ratios to `unzip -Z1`, and the growth 
 sizes. `--baseline REF` also runs the code of a git revision (e.g. the commit before the change).
 
 Usage:  python bench/zip_inventory.py [--entries 50000,200000,1000000] [--repeat 3] [--infozip]
-        [--baseline REF]
+        [--baseline REF] [--vendor]
 The zip holds N empty stored files in directories of 1,000, written directly (a ZIP64 end record
 past 65,535 entries, as Info-ZIP writes it); `--infozip` makes it with Info-ZIP `zip -r` on a tree of
 N empty files instead (slower to prepare; its members carry Info-ZIP's extra fields).
@@ -45,15 +45,18 @@ def infozip_many(path: Path, n: int, work: Path) -> None:
     shutil.rmtree(tree)
 
 
-def measure(cmd: list[str], cwd: Path | None, env: dict, work: Path) -> tuple[int, float]:
+def measure(cmd: list[str], cwd: Path | None, env: dict, work: Path, scratch: Path) -> tuple[int, float]:
     """(peak RSS in KB of this command alone, wall seconds), by GNU time: a child forked from
-    Python starts as a copy of this process, and its ru_maxrss counts that copy (18 MB for unzip)."""
+    Python starts as a copy of this process, and its ru_maxrss counts that copy (18 MB for unzip).
+    What the command wrote below `scratch` is removed afterwards."""
+    shutil.rmtree(scratch, ignore_errors=True)
     out = work / "time.out"
     r = subprocess.run([TIME, "-o", str(out), "-f", "%M %e", *cmd], cwd=cwd, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()}")
     rss, took = out.read_text().split()[-2:]
+    shutil.rmtree(scratch, ignore_errors=True)
     return int(rss), float(took)
 
 
@@ -79,6 +82,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--infozip", action="store_true", help="make the zips with Info-ZIP zip on a tree")
     ap.add_argument("--baseline", metavar="REF", help="also run the code of this git revision")
+    ap.add_argument("--vendor", action="store_true",
+                    help="also `layerpack vendor ZIP --out` against `unzip -d` (writes every entry; on /dev/shm if it exists)")
     args = ap.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as an install: .pyc kept
     env["NO_COLOR"] = "1"
@@ -86,6 +91,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="zip-inventory-") as tmp:
         work = Path(tmp)
         old = baseline(args.baseline, work) if args.baseline else None
+        shm = Path("/dev/shm")
+        scratch = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else work)) / "out"
         print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
               f"{os.cpu_count()} cores; repeat {args.repeat}")
         rows: list[tuple[int, int]] = []
@@ -95,22 +102,30 @@ def main() -> None:
             cmds = {"layerpack check --json": (layerpack_cmd() + ["check", str(z), "--json"], None),
                     "unzip -Z1": (["unzip", "-Z1", str(z)], None),
                     "zipinfo": (["zipinfo", str(z)], None)}
+            if args.vendor:
+                cmds["layerpack vendor --out"] = (layerpack_cmd() + ["vendor", str(z), "--out", str(scratch)], None)
+                cmds["unzip -d"] = (["unzip", "-q", str(z), "-d", str(scratch)], None)
             if old is not None:
                 cmds[f"layerpack@{args.baseline} check --json"] = (
                     [sys.executable, "-m", "packer", "check", str(z), "--json"], old)
+                if args.vendor:
+                    cmds[f"layerpack@{args.baseline} vendor --out"] = (
+                        [sys.executable, "-m", "packer", "vendor", str(z), "--out", str(scratch)], old)
             print(f"\n{n:,} entries, {z.stat().st_size:,} bytes")
             results = {}
             for name, (cmd, cwd) in cmds.items():
-                runs = [measure(cmd, cwd, env, work) for _ in range(args.repeat)]
+                runs = [measure(cmd, cwd, env, work, scratch) for _ in range(args.repeat)]
                 results[name] = (max(r[0] for r in runs), statistics.median(r[1] for r in runs))
-            ref_rss, ref_t = results["unzip -Z1"]
             for name, (rss, t) in results.items():
+                peer = "unzip -d" if "vendor" in name else "unzip -Z1"
+                ref_rss, ref_t = results[peer]
                 print(f"  {name:34} peak {rss / 1024:8.1f} MB  {t:7.2f} s   "
-                      f"x{rss / ref_rss:6.1f} RSS  x{t / ref_t:7.1f} time of unzip -Z1")
+                      f"x{rss / ref_rss:6.1f} RSS  x{t / ref_t:7.1f} time of {peer}")
             rows.append((n, results["layerpack check --json"][0]))
         for (n1, r1), (n2, r2) in zip(rows, rows[1:]):
             print(f"growth {n1:,} -> {n2:,} entries: {(r2 - r1) * 1024 / (n2 - n1):.0f} bytes of peak RSS per entry")
         print(f"load average after {os.getloadavg()[0]:.2f}")
+        shutil.rmtree(scratch.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":
