@@ -114,6 +114,25 @@ def test_zip64_directory_of_infozip_with_more_than_65535_entries_is_read_whole(t
         assert sum(e.kind == "file" for e in tree.entries.values()) == 66_000
 
 
+def test_zip64_extra_fields_of_infozip_fz_are_read_and_a_short_one_refused_as_zipfile_refuses_it(tmp_path, infozip_tree):
+    z = tmp_path / "fz.zip"
+    subprocess.run([require_tool("zip"), "-qry", "-fz", str(z), "."], cwd=infozip_tree, check=True)
+    data = bytearray(z.read_bytes())
+    first = data.index(b"PK\x01\x02")
+    assert struct.unpack_from("<I", data, first + 24)[0] == 0xFFFF_FFFF  # sizes in the ZIP64 extra field
+    ours = _fields_equal_zipfile(z)
+    assert [m.raw_name for m in ours] == _unzip_names(z)
+    _members_read_like_zipfile(z)
+    nlen = struct.unpack_from("<H", data, first + 28)[0]
+    tag = data.index(b"\x01\x00\x08\x00", first + 46 + nlen)  # ZIP64 extra: 8 bytes, the size
+    struct.pack_into("<H", data, tag + 2, 4)  # too short to hold it
+    z.write_bytes(bytes(data))
+    with pytest.raises(zipfile.BadZipFile, match="zip64"):
+        zipfile.ZipFile(z)
+    r = run_cli("check", str(z), "--json")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "ZIP64 extra field" in r.stderr, r.stderr
+
+
 def test_archive_comment_and_prepended_bytes_are_read_as_zipfile_reads_them(tmp_path, infozip_tree):
     z = tmp_path / "c.zip"
     subprocess.run([require_tool("zip"), "-qry", "-z", str(z), "."], cwd=infozip_tree, check=True,
