@@ -284,7 +284,7 @@ def _zip_link(index: ZipIndex, ref: int, norm: str) -> str:
 
 
 def _read_zip(index: ZipIndex, watch: Callable[[Member, ZipIndex], None] | None) -> tuple[dict[str, Entry], list[Problem]]:
-    """The entries of a zip, its directory streamed: what stays per member is its Entry and 24
+    """The entries of a zip, its directory streamed: what stays per member is its Entry and 32
     bytes in the index (for reading it back). `watch` sees every record first."""
     entries: dict[str, Entry] = {}
     problems: list[Problem] = []

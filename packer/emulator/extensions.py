@@ -58,7 +58,6 @@ class ExtensionsState:
         self.expected: set[str] = set()  # file names of the external extensions started
         self.generation = 0
         runtime.extensions = self
-        runtime.ready_gate = self.all_ready
 
     def reset(self, expected: set[str]) -> None:
         with self.cond:

@@ -102,7 +102,6 @@ class RuntimeState:
         self.on_dispatch: Callable[[Invocation], None] = lambda inv: None  # START is logged here, before
         # the runtime has the event, so it always precedes the handler's own output
         self.on_answer: Callable[[Invocation], None] = lambda inv: None
-        self.ready_gate: Callable[[], bool] = lambda: True  # extensions' init done (see extensions.py)
         self.extensions = None  # the ExtensionsState sharing this lock, when extensions run
 
     def _extended(self) -> bool:
@@ -157,7 +156,7 @@ class RuntimeState:
                 self.init_done_at = time.monotonic()
                 self.cond.notify_all()
             while not self.closed and generation == self.generation:
-                if self.pending and self.settling is None and (not self._extended() or self.ready_gate()):
+                if self.pending and self.settling is None and (not self._extended() or self.extensions.all_ready()):
                     inv = self.pending.popleft()
                     inv.dispatched_at = time.monotonic()
                     inv.deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)
