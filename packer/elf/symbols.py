@@ -19,11 +19,13 @@ MAX_SYMBOLS = 1 << 20
 MAX_SYMBOLS_PER_VERSION = 20
 
 
-def _cstr(data: bytes, off: int) -> str:
-    end = data.find(b"\0", off, off + 4096)
-    if off < 0 or end < 0:
+def _cstr(data, off: int, end: int | None = None) -> str:
+    """The NUL-terminated string at data[off], at most 4096 bytes and none past `end` (a string
+    table searched in place, without copying it out of the file's map: libLLVM's is megabytes)."""
+    nul = data.find(b"\0", off, off + 4096 if end is None else min(off + 4096, end))
+    if off < 0 or nul < 0:
         return ""
-    return data[off:end].decode("utf-8", "replace")
+    return data[off:nul].decode("utf-8", "replace")
 
 
 def symbols_needing(data: bytes, versions: set[str]) -> dict[str, list[str]]:
@@ -105,15 +107,7 @@ def _fill(data: bytes, out: dict[str, list[str]]) -> None:
             continue
         bucket = out[index_to_name[struct.unpack_from(e + "H", data, versym[1] + 2 * i)[0] & 0x7FFF]]
         if len(bucket) < MAX_SYMBOLS_PER_VERSION:
-            bucket.append(_cstr_in(data, str_start + st_name, str_end) if st_name < dynstr[2] else "")
-
-
-def _cstr_in(data, off: int, end: int) -> str:
-    """_cstr of the string table data[..end] without copying the table out of the file's map."""
-    nul = data.find(b"\0", off, min(off + 4096, end))
-    if nul < 0:
-        return ""
-    return data[off:nul].decode("utf-8", "replace")
+            bucket.append(_cstr(data, str_start + st_name, str_end) if st_name < dynstr[2] else "")
 
 
 def _symbols_with(data, e: str, versym: int, count: int, wanted: set[int]) -> list[int]:
