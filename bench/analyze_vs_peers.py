@@ -10,6 +10,8 @@ Rows, each a fresh child process whose peak RSS is its own ru_maxrss:
   libtree, per file      one `libtree -p f` process per file, summed (what a shell loop costs)
   layerpack --json       `layerpack analyze DIR --json`, stdout a pipe (compact JSON)
   layerpack text         `layerpack analyze DIR`, stdout a pipe (plain text)
+  LAYERPACK_JOBS=1       the JSON run again in one process (analyze forks readers when it has
+                         more than one CPU: packer/forkwork.py); peak RSS is the largest process's
   layerpack --cache     the JSON run again with header facts from a first --cache run (the
                          analyze -> vendor -> analyze loop): shown apart, never the goal's figure
   python floor           bench/elf_floor.py: walk DIR and read the ELF headers in plain Python, nothing
@@ -217,6 +219,10 @@ def main() -> None:
 
     rows = [("libtree, one process", *best(lambda: run([libtree, "-p", *files]), args.repeat))]
     rows += layerpack_rows(layerpack, args.dir, args.repeat, "", args.dir, n)
+    os.environ["LAYERPACK_JOBS"] = "1"  # the same run in one process: what the forked readers bring
+    rows.append(("layerpack --json, LAYERPACK_JOBS=1", *best(lambda: run(
+        [layerpack, "analyze", args.dir, "--json"], ok=(0, 1), check=["json", args.dir, "1"]), args.repeat)))
+    del os.environ["LAYERPACK_JOBS"]
 
     def per_file() -> tuple[float, int, float]:
         total, peak, cpu = 0.0, 0, 0.0

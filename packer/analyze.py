@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import mmap  # here, not in _map: a forked child (name_symbols_ahead) imports nothing
 import posixpath
 from collections import Counter
 from collections.abc import Callable
@@ -19,12 +20,15 @@ from typing import Any
 from packer import checks, runtime as runtimes
 from packer.bootscript import BootScript, LoaderExec, read_bootstrap
 from packer.elf.hostlibs import HostLibraries
-from packer.elf.reader import ELF_MAGIC, MACHINES, FileSource, ElfInfo, InfoMemo, read_elf
+from packer.elf.reader import MACHINES, ElfInfo, InfoMemo
+from packer.elffiles import ElfFile, collect
 from packer.elf.search import MISSING, SHADOWED, UNLOADABLE, VENDORABLE, Edge, Loader, Obj, Process, hwcap_subdirs
 from packer.elf.symbols import symbols_needing
 from packer.errors import ElfError, InputError, UsageError
 from packer.findings import Finding, Severity, define, finding
+from packer.forkwork import Forked, jobs
 from packer.lambdafs import FUNCTION_MOUNT, LAYER_MOUNT, LambdaFS, Mount
+from packer.render import compact_json
 from packer.runtime import ARCH_MACHINE, MACHINE_ARCH, Runtime, version_family
 from packer.tree import FILE, Tree, open_tree
 
@@ -88,14 +92,6 @@ _EXPECTED_ROOTS = ("/opt", "/var/task", "/var/lang", "/var/runtime", "/lib64", "
 
 
 @dataclass
-class ElfFile:
-    rel: str
-    path: str  # absolute path on Lambda
-    info: ElfInfo | None
-    error: str | None = None
-
-
-@dataclass
 class Report:
     input: str
     runtime: Runtime
@@ -138,16 +134,18 @@ class Report:
         }
 
     def write_json(self, write: Callable[[str], object], indent: int | None = None) -> None:
-        """The same text as `json.dumps(self.to_json(), indent=indent)`, written one array item at a
-        time: the whole document as dicts and one string cost 60 MB more than the analysis itself
-        on 3,616 ELF files (120 MB peak instead of 59 MB)."""
+        """The same text as `compact_json(self.to_json())` (indent None) or `json.dumps(self.to_json(),
+        indent=indent)`, written one array item at a time: the whole document as dicts and one
+        string cost 60 MB more than the analysis itself on 3,616 ELF files (120 MB peak instead of
+        59 MB)."""
         import json
 
         sections = {"files": (_file_json, self.elf_files), "dependencies": (_process_json, self.processes),
                     "findings": (lambda f: f.to_json(), self.findings)}
-        head = json.dumps(self._json_head() | {k: _MARK + k for k in sections}, indent=indent)
+        dumps = compact_json if indent is None else lambda doc: json.dumps(doc, indent=indent)
+        head = dumps(self._json_head() | {k: _MARK + k for k in sections})
         for key, (convert, items) in sections.items():
-            before, head = head.split(json.dumps(_MARK + key), 1)
+            before, head = head.split(dumps(_MARK + key), 1)
             write(before)
             _write_array(write, (convert(i) for i in items), indent)
         write(head)
@@ -172,14 +170,15 @@ _MARK = "\0"  # no path or name holds a NUL: marks where a streamed array goes i
 
 
 def _write_array(write: Callable[[str], object], items, indent: int | None) -> None:
-    """One array at the top level of the report, formatted exactly as json.dumps would."""
+    """One array at the top level of the report, formatted exactly as `write_json`'s whole-document
+    encoder would."""
     import json
 
     first = True
-    if indent is None:  # json.dumps of a list joins its items with ", ": one call per batch, not per item
+    if indent is None:  # compact: items joined by ",", one encoder call per batch, not per item
         write("[")
         for batch in _batches(items, 256):
-            write(("" if first else ", ") + json.dumps(batch)[1:-1])
+            write(("" if first else ",") + compact_json(batch)[1:-1])
             first = False
         write("]")
         return
@@ -242,29 +241,6 @@ def pick_arch(elf_files: list[ElfFile], explicit: str | None) -> tuple[str, str]
     return "x86_64", "default"
 
 
-def _collect_elves(tree: Tree, mount: str, progress: Callable[[int], None] | None, memo: InfoMemo) -> list[ElfFile]:
-    out = []
-    for e in sorted(tree.files(), key=lambda e: e.path):
-        if progress:
-            progress(1)
-        if e.size < 52:
-            continue
-        abs_path = posixpath.join(mount, e.path)
-        try:
-            if tree.kind == "zip" and tree.read_head(e.path, 4) != ELF_MAGIC:
-                continue  # a zip member is only inflated whole when it is ELF
-            with tree.source(e.path) as src:  # one open per file: the magic, then the headers
-                if src.pread(0, 4) != ELF_MAGIC:
-                    continue
-                info = memo.read_fd(src.fd, src.stat) if isinstance(src, FileSource) else read_elf(src)
-                out.append(ElfFile(e.path, abs_path, info))
-        except InputError:
-            continue
-        except ElfError as exc:
-            out.append(ElfFile(e.path, abs_path, None, str(exc)))
-    return out
-
-
 class Analysis:
     """One analysis run: holds the file system model, the loader and the findings as they come."""
 
@@ -290,6 +266,18 @@ class Analysis:
         self._seen: set[tuple] = set()
         self._judged: set[tuple] = set()
         self._host_elf_cache: dict[str, ElfInfo | None] = {}
+        self._names_ahead: Forked | None = None
+        self._names: dict[str, dict[str, list[str]]] | None = None
+
+    def name_symbols_ahead(self, files: list[ElfFile], stack: contextlib.ExitStack) -> None:
+        """Start naming, in another process, the symbols behind every too-new version need of the
+        tree's files while this one simulates the loader. Which of these needs are reported
+        depends on where each library resolves, known only later; a name list per version does
+        not depend on the other versions asked for, so `_too_new` takes the versions it reports
+        from these lists. The scan is ~40 % of the findings phase on /usr/lib/x86_64-linux-gnu (300
+        files with versions newer than the runtime's)."""
+        if self.tree.kind == "dir" and jobs() > 1 and len(files) >= NAMES_AHEAD_MIN:
+            self._names_ahead = stack.enter_context(Forked(_too_new_names, self.tree, files, self.rt))
 
     def _host_find(self, name: str) -> str | None:
         hit = self.host.find(name)
@@ -525,8 +513,12 @@ class Analysis:
         if not too_new:
             return
         wanted = {v for vs in too_new.values() for v in vs}
-        data = self._bytes_of(obj)
-        symbols = symbols_needing(data, wanted) if data else {}
+        ahead = self._names_named_ahead().get(obj.real) if obj.where == "tree" else None
+        if ahead is not None:
+            symbols = {v: ahead.get(v, []) for v in wanted}
+        else:
+            data = self._bytes_of(obj)
+            symbols = symbols_needing(data, wanted) if data else {}
         for file, versions in too_new.items():
             fam = version_family(versions[0])[0]  # type: ignore[index]
             ceiling = self.rt.ceiling_name(fam)
@@ -538,6 +530,11 @@ class Analysis:
                              f"{ceiling} at most{sym_text}",
                              library=file, versions=sorted(versions), ceiling=ceiling, symbols=named),
                      key=(VERSION_TOO_NEW.code, obj.real, file))
+
+    def _names_named_ahead(self) -> dict[str, dict[str, list[str]]]:
+        if self._names is None:
+            self._names = self._names_ahead.result() if self._names_ahead is not None else {}
+        return self._names
 
     def _bytes_of(self, obj: Obj):
         """The file's bytes for the symbol reader: an mmap for files on disk (a 200 MB libLLVM
@@ -556,9 +553,29 @@ class Analysis:
         return None
 
 
-def _map(path: Path):
-    import mmap
+NAMES_AHEAD_MIN = 64  # ELF files: below this, the scan costs less than a fork
 
+
+def _too_new_names(tree: Tree, files: list[ElfFile], rt: Runtime) -> dict[str, dict[str, list[str]]]:
+    """{Lambda path: {version: symbols}} for each of the tree's ELF files that needs versions the
+    runtime's ceilings reject (`_runtime_versions`' test), whichever library they turn out to
+    come from."""
+    out = {}
+    for f in files:
+        if f.info is None or not f.info.version_needs:
+            continue
+        wanted = {v for lib, versions in f.info.version_needs for v in versions if rt.version_verdict(lib, v) == "too-new"}
+        host = tree.host_path(f.rel) if wanted else None
+        if host is None:
+            continue
+        try:
+            out[f.path] = symbols_needing(_map(host), wanted)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _map(path: Path):
     with open(path, "rb") as fh:
         return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
@@ -618,6 +635,7 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
     mount = LAYER_MOUNT if as_ == "layer" else FUNCTION_MOUNT
     tree = open_tree(path, progress=progress)
     extra = [open_tree(p) for p in with_layers]
+    stack = contextlib.ExitStack()
     try:
         if cache:
             from packer.elf.infocache import PersistentInfoMemo
@@ -625,7 +643,7 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
             memo: InfoMemo = PersistentInfoMemo()
         else:
             memo = InfoMemo()
-        files = _collect_elves(tree, mount, progress, memo)
+        files = collect(tree, mount, progress, memo)
         chosen_arch, source = pick_arch(files, arch)
         rt = runtimes.load(name, chosen_arch)
         boot = _boot_script(tree, mount, rt, env or {})
@@ -642,6 +660,7 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount, started=started):
             a.add(f)
         a.loader.seed({f.path: f.info for f in files if f.info is not None})
+        a.name_symbols_ahead(files, stack)
         wrapped = {boot.loader_exec.program: boot.loader_exec} if boot.loader_exec else {}
         processes = a.simulate(files, wrapped=wrapped)
         for p in processes:
@@ -652,6 +671,7 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         return Report(str(path), rt, mount, [t.origin for t in extra], checks.detect_kind(tree) if kind == "auto" else kind,
                       files, processes, findings, files_total=sum(1 for _ in tree.files()), arch_source=source)
     finally:
+        stack.close()
         tree.close()
         for t in extra:
             t.close()

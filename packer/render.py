@@ -44,11 +44,38 @@ def schema_id(name: str) -> str:
 
 
 def json_text(name: str, doc: dict[str, Any], *, one_line: bool = False) -> str:
-    """`doc` with its schema id first: indented for a person at a terminal, compact for a pipe (the
-    C encoder, 5x faster) or always one line (`one_line`, JSON lines)."""
+    """`doc` with its schema id first: indented for a person at a terminal, compact for a pipe or
+    always one line (`one_line`, JSON lines)."""
     out = {"schema": schema_id(name), **{k: v for k, v in doc.items() if k != "schema"}}
-    indent = None if one_line or not sys.stdout.isatty() else 2
-    return json.dumps(out, indent=indent)
+    if one_line or not sys.stdout.isatty():
+        return compact_json(out)
+    return json.dumps(out, indent=2)
+
+
+def compact_json(doc: Any) -> str:
+    """`doc` as one line of JSON: the text of `json.dumps(doc, separators=(",", ":"))` — ASCII with
+    `\\u` escapes, whatever the locale's encoding of stdout — but for how a float in exponent form
+    is spelled (`1e-05` or `1e-5`, the same number), only faster. orjson where it is
+    installed (a dependency wherever PyPI has a wheel for it): analyze's report of
+    /usr/lib/x86_64-linux-gnu, 3.3 MB of dependency graph, is encoded in 13 ms instead of the
+    standard library's 100 ms (its C encoder makes a call per dict). orjson writes non-ASCII as
+    UTF-8 and refuses lone surrogates (a file name that is not UTF-8, read with surrogateescape)
+    and integers past 64 bits: such a document, rare in a layer, is the standard library's."""
+    if _orjson is not None:
+        try:
+            text = _orjson.dumps(doc).decode("utf-8")
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
+        else:
+            if text.isascii() and "\x7f" not in text:  # json escapes DEL too; orjson writes it raw
+                return text
+    return json.dumps(doc, separators=(",", ":"))
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # a platform without an orjson wheel: the standard library's encoder
+    _orjson = None
 
 
 def emit_json(name: str, doc: dict[str, Any], *, one_line: bool = False) -> None:

@@ -84,6 +84,6 @@ def test_analyze_with_a_warm_copy_gives_the_same_report_without_importing_tomlli
              "finally:\n    sys.stderr.write('tomllib imported: %s' % ('tomllib' in sys.modules))")
     cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=tmp_path)
     warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert cold.stdout == warm.stdout and '"schema": "layerpack.analyze/1"' in warm.stdout
+    assert cold.stdout == warm.stdout and '"schema":"layerpack.analyze/1"' in warm.stdout
     assert cold.stderr.endswith("tomllib imported: True")
     assert warm.stderr.endswith("tomllib imported: False")

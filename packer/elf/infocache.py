@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 
@@ -24,14 +23,15 @@ MAX_ENTRIES = 200_000  # about 60 MB on disk at most; older entries are dropped 
 _FIELDS = tuple(f.name for f in fields(ElfInfo))
 
 
-def _plain(value: ElfInfo | ElfError) -> tuple:
+def to_plain(value: ElfInfo | ElfError) -> tuple:
+    """Header facts as nested tuples of str, int and None: what marshal stores and sends."""
     if isinstance(value, ElfError):
         return ("error", str(value))
     return ("elf", tuple(tuple(tuple(s) for s in value.segments) if n == "segments"
                          else getattr(value, n) for n in _FIELDS))
 
 
-def _value(plain: tuple) -> ElfInfo | ElfError:
+def from_plain(plain: tuple) -> ElfInfo | ElfError:
     if plain[0] == "error":
         return ElfError(plain[1])
     facts = dict(zip(_FIELDS, plain[1]))
@@ -61,16 +61,18 @@ class PersistentInfoMemo(InfoMemo):
         if plain is None:
             return None
         try:
-            return _value(plain)
+            return from_plain(plain)
         except (TypeError, ValueError, IndexError):
             return None
 
     def save(self) -> None:
         """Write this run's facts (and as many earlier ones as fit) atomically; a cache that cannot
         be written is only a slower next run."""
-        fresh = {k: _plain(v) for k, v in self._by_id.items()}
+        fresh = {k: to_plain(v) for k, v in self._by_id.items()}
         keep = list(self._old.items())[-max(0, MAX_ENTRIES - len(fresh)):] if len(fresh) < MAX_ENTRIES else []
         data = marshal.dumps((FORMAT, {**dict(keep), **fresh}))
+        import tempfile  # here: with shutil, bz2 and lzma behind it, ~8 ms of every analyze's start-up
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".elf-headers.", dir=self.path.parent)

@@ -642,6 +642,11 @@ class InfoMemo:
             raise value
         return value
 
+    def adopt(self, key: tuple[int, ...], value: ElfInfo | ElfError) -> ElfInfo | ElfError:
+        """Facts another process read for the file with this key: the value already held when
+        there is one, so that one file (hard links, this machine's copy) stays one object."""
+        return self._by_id.setdefault(key, value)
+
     def read_path(self, path: str | os.PathLike) -> ElfInfo:
         fd = open_regular(path)
         try:
