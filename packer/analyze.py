@@ -513,7 +513,7 @@ class Analysis:
         if not too_new:
             return
         wanted = {v for vs in too_new.values() for v in vs}
-        ahead = self._names_named_ahead().get(obj.real) if obj.where == "tree" else None
+        ahead = self._names_named_ahead(obj)
         if ahead is not None:
             symbols = {v: ahead.get(v, []) for v in wanted}
         else:
@@ -531,10 +531,17 @@ class Analysis:
                              library=file, versions=sorted(versions), ceiling=ceiling, symbols=named),
                      key=(VERSION_TOO_NEW.code, obj.real, file))
 
-    def _names_named_ahead(self) -> dict[str, dict[str, list[str]]]:
+    def _names_named_ahead(self, obj: Obj) -> dict[str, list[str]] | None:
+        """The names the child found for `obj`'s file, if it is a file of the analysed tree (not
+        of a `--with-layer` tree that replaces it at the same path)."""
+        if self._names_ahead is None or obj.where != "tree":
+            return None
+        node = self.fs.lookup(obj.real)
+        if node is None or node.mount is not self.main_mount or not node.rel:
+            return None
         if self._names is None:
-            self._names = self._names_ahead.result() if self._names_ahead is not None else {}
-        return self._names
+            self._names = self._names_ahead.result()
+        return self._names.get(node.rel)
 
     def _bytes_of(self, obj: Obj):
         """The file's bytes for the symbol reader: an mmap for files on disk (a 200 MB libLLVM
@@ -557,7 +564,7 @@ NAMES_AHEAD_MIN = 64  # ELF files: below this, the scan costs less than a fork
 
 
 def _too_new_names(tree: Tree, files: list[ElfFile], rt: Runtime) -> dict[str, dict[str, list[str]]]:
-    """{Lambda path: {version: symbols}} for each of the tree's ELF files that needs versions the
+    """{path in the tree: {version: symbols}} for each of its ELF files that needs versions the
     runtime's ceilings reject (`_runtime_versions`' test), whichever library they turn out to
     come from."""
     out = {}
@@ -569,7 +576,7 @@ def _too_new_names(tree: Tree, files: list[ElfFile], rt: Runtime) -> dict[str, d
         if host is None:
             continue
         try:
-            out[f.path] = symbols_needing(_map(host), wanted)
+            out[f.rel] = symbols_needing(_map(host), wanted)
         except (OSError, ValueError):
             continue
     return out

@@ -150,3 +150,26 @@ def test_facts_read_by_children_are_kept_by_the_cache_for_the_next_run(big_tree:
     monkeypatch.setattr(elffiles, "jobs", lambda: 1)  # every read in this process, where it is counted
     assert _facts(elffiles.collect(tree, "/opt", None, PersistentInfoMemo(store))) == cold
     assert reads == []
+
+
+def test_names_found_ahead_are_not_given_to_another_layers_file_at_the_same_path(big_tree: Path, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """A --with-layer tree whose lib/libcoll.so.1 replaces the analysed tree's at /opt: the symbols
+    reported are those of the file Lambda would load, with one process or two."""
+    from packer import analyze as analyze_module
+
+    main = tmp_path / "main"
+    shutil.copytree(big_tree, main, symlinks=True)
+    shutil.copy2(FIX / "x86_64" / "needs-glibc236", main / "lib" / "libcoll.so.1")  # arc4random@GLIBC_2.36
+    other = tmp_path / "other"
+    (other / "lib").mkdir(parents=True)
+    shutil.copy2(SYSTEM / "libgcc_s.so.1", other / "lib" / "libcoll.so.1")  # _dl_find_object@GLIBC_2.35
+    texts = []
+    for n in (1, 2):
+        for module in (elffiles, analyze_module):
+            monkeypatch.setattr(module, "jobs", lambda n=n: n)
+        report = analyze(main, with_layers=(str(other),))
+        texts.append(compact_json(report.to_json()))
+        coll = [f for f in report.findings if f.code == "LP201" and "libcoll.so.1" in f.path]
+        assert coll and all("arc4random" not in s for f in coll for s in f.data["symbols"])
+    assert texts[0] == texts[1]
