@@ -49,51 +49,41 @@ def collect(tree: Tree, mount: str, progress: Callable[[int], None] | None, memo
         for rel in shares[0]:
             if progress:
                 progress(1)
-            f = _read_one(tree, mount, rel, memo)
-            if f is not None:
-                found[rel] = f
+            read = _read(tree, rel, memo)
+            if read is not None:
+                found[rel] = _elf_file(mount, rel, read[1])
         for share, child in zip(shares[1:], children):
             for rel, key, plain in child.result():
-                value = memo.adopt(tuple(key), from_plain(plain))
-                abs_path = posixpath.join(mount, rel)
-                found[rel] = ElfFile(rel, abs_path, None, str(value)) if isinstance(value, ElfError) \
-                    else ElfFile(rel, abs_path, value)
+                found[rel] = _elf_file(mount, rel, memo.adopt(tuple(key), from_plain(plain)))
             if progress:
                 progress(len(share))
     return [found[rel] for rel in candidates if rel in found]
 
 
-def _read_one(tree: Tree, mount: str, rel: str, memo: InfoMemo) -> ElfFile | None:
+def _elf_file(mount: str, rel: str, value: ElfInfo | ElfError) -> ElfFile:
     abs_path = posixpath.join(mount, rel)
+    return ElfFile(rel, abs_path, None, str(value)) if isinstance(value, ElfError) else ElfFile(rel, abs_path, value)
+
+
+def _read(tree: Tree, rel: str, memo: InfoMemo) -> tuple[tuple[int, ...] | None, ElfInfo | ElfError] | None:
+    """(memo key, header facts or why they cannot be read) of an ELF file; None for any other
+    file. A zip member has no key: it is read from its bytes, not kept by identity."""
     try:
         if tree.kind == "zip" and tree.read_head(rel, 4) != ELF_MAGIC:
             return None  # a zip member is only inflated whole when it is ELF
         with tree.source(rel) as src:  # one open per file: the magic, then the headers
             if src.pread(0, 4) != ELF_MAGIC:
                 return None
-            info = memo.read_fd(src.fd, src.stat) if isinstance(src, FileSource) else read_elf(src)
-            return ElfFile(rel, abs_path, info)
+            key = memo.key(src.stat) if isinstance(src, FileSource) else None
+            try:
+                return key, memo.read_fd(src.fd, src.stat) if isinstance(src, FileSource) else read_elf(src)
+            except ElfError as exc:
+                return key, exc
     except InputError:
         return None
-    except ElfError as exc:
-        return ElfFile(rel, abs_path, None, str(exc))
 
 
 def _read_plain(tree: Tree, memo: InfoMemo, rels: list[str]) -> list[tuple]:
     """(rel, memo key, plain facts) of each ELF file among `rels` in a directory tree: what a
     child sends back (marshal carries tuples of plain values only)."""
-    out = []
-    for rel in rels:
-        try:
-            with tree.source(rel) as src:
-                if not isinstance(src, FileSource) or src.pread(0, 4) != ELF_MAGIC:
-                    continue
-                key = memo.key(src.stat)
-                try:
-                    value: ElfInfo | ElfError = memo.read_fd(src.fd, src.stat)
-                except ElfError as exc:
-                    value = exc
-                out.append((rel, key, to_plain(value)))
-        except InputError:
-            continue
-    return out
+    return [(rel, read[0], to_plain(read[1])) for rel in rels if (read := _read(tree, rel, memo)) is not None]
