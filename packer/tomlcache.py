@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from packer.cachedir import cache_dir
+from packer.cachedir import cache_dir, store
 
 FORMAT = "layerpack.toml-cache/1"
 
@@ -50,14 +50,4 @@ def _store(copy: Path, key: tuple, data: dict[str, Any]) -> None:
         blob = marshal.dumps((key, data))
     except ValueError:  # a value marshal cannot hold (a TOML date): parse it every time
         return
-    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
-    try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, copy)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+    store(copy, blob)

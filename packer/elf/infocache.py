@@ -14,7 +14,7 @@ import os
 from dataclasses import fields
 from pathlib import Path
 
-from packer.cachedir import cache_dir
+from packer.cachedir import cache_dir, store
 from packer.elf.reader import ElfInfo, InfoMemo, Segment
 from packer.errors import ElfError
 
@@ -71,16 +71,4 @@ class PersistentInfoMemo(InfoMemo):
         fresh = {k: to_plain(v) for k, v in self._by_id.items()}
         keep = list(self._old.items())[-max(0, MAX_ENTRIES - len(fresh)):] if len(fresh) < MAX_ENTRIES else []
         data = marshal.dumps((FORMAT, {**dict(keep), **fresh}))
-        import tempfile  # here: with shutil, bz2 and lzma behind it, ~8 ms of every analyze's start-up
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".elf-headers.", dir=self.path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, self.path)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except (OSError, UnboundLocalError):
-                pass
+        store(self.path, data)
