@@ -1,7 +1,8 @@
 """The one output module: how every command prints findings, JSON documents and text.
 
-- A finding is always two lines, in every command: `CODE severity path: message`, then
-  `    fix: hint` (four spaces), so one grep pattern reads every command's output.
+- A finding is one line, in every command: `CODE severity path: message`, followed by
+  `    fix: hint` (four spaces), so one grep pattern reads every command's output; consecutive
+  findings of one code with the same fix share one fix line, after the last of them.
 - Nothing is hard-wrapped when stdout is not a terminal (one finding stays one line in CI logs);
   rich is used only to colour a terminal and to draw tables.
 - Every `--json` document is one object whose first key is `"schema": "layerpack.<name>/N"`
@@ -89,9 +90,28 @@ def finding_lines(f) -> tuple[Line, Line]:
             [("    ", ""), ("fix:", "dim"), (" ", ""), (f.hint, "")])
 
 
+def grouped_finding_lines(findings: Iterable) -> Iterator[Line]:
+    """Findings in the one text form; a run of findings of one code with one fix prints that fix
+    once, after the run (pip and npm trees repeat a code dozens of times with the same fix)."""
+    run: list = []
+    for f in findings:
+        if run and (f.code, f.hint) != (run[-1].code, run[-1].hint):
+            yield from _run_lines(run)
+            run = []
+        run.append(f)
+    yield from _run_lines(run)
+
+
+def _run_lines(run: list) -> Iterator[Line]:
+    for f in run:
+        yield finding_lines(f)[0]
+    if run:
+        yield finding_lines(run[-1])[1]
+
+
 def print_findings(findings: Iterable, *, err: bool = False) -> None:
     """Findings in the one text form, on stdout (or stderr), coloured only on a terminal."""
-    write_lines((line for f in findings for line in finding_lines(f)), err=err)
+    write_lines(grouped_finding_lines(findings), err=err)
 
 
 def write_lines(lines: Iterable[Line], *, err: bool = False, out: Console | None = None) -> None:
@@ -172,8 +192,7 @@ def analysis_lines(report, *, verbose: bool = False) -> Iterator[Line]:
         yield from _tree_lines(children, proc.root.path, "", set())
     if report.findings:
         yield []
-        for f in report.findings:
-            yield from finding_lines(f)
+        yield from grouped_finding_lines(report.findings)
     counts = report.status_counts()
     libs = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no shared libraries"
     unverified = getattr(report, "unverified", 0)

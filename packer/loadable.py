@@ -1,0 +1,190 @@
+"""What the runtime will ever load from a Python or Node tree, and the target arch that follows.
+
+Layers people build are mostly `pip install --target python/` and `npm install`: they carry native
+files for other Pythons, platforms and machines (prebuilds for darwin/win32/android, a package's
+per-platform optional packages, `.cpython-311-…so` in a python3.12 layer). The interpreter never
+opens those, so judging them as if they were loaded gave false "will fail" verdicts by the dozen;
+and a package with *no* variant the interpreter can open is the real failure, which must be an
+error. This module asks the per-language rules (packer.pyload, packer.nodeload) and turns their
+facts into findings; analyze leaves the unloaded files out of every per-file check and of the
+loader simulation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from packer.findings import Finding, Severity, define, finding
+from packer.lambdafs import LAYER_MOUNT
+from packer.runtime import Runtime
+from packer.tree import Tree
+
+NOT_IMPORTABLE = define("LP310", Severity.ERROR, "Python extension modules this runtime's Python cannot import",
+                        "install the package for the runtime's Python and architecture: `pip install --target python "
+                        "--python-version 3.X --platform manylinux2014_x86_64|manylinux2014_aarch64 --only-binary=:all: PKG`")
+NO_NODE_VARIANT = define("LP311", Severity.ERROR, "native Node module has no build for the target platform",
+                         "install with the target's platform: `npm install --os=linux --cpu=x64|arm64 --libc=glibc` "
+                         "(or run npm on the target architecture)")
+NEVER_LOADED = define("LP117", Severity.INFO, "native files for other platforms or interpreters: never loaded here",
+                      "nothing to do; `layerpack slim` can remove them to save space")
+OTHER_PYTHON_ONLY = define("LP429", Severity.ERROR, "python layer code is only in site-packages of another Python version",
+                           "install into python/ (pip install --target python) or python/lib/python3.X/site-packages "
+                           "of the runtime's version")
+
+_PYTHON_RUNTIME = re.compile(r"python(3\.\d+)$")
+
+
+@dataclass
+class Selection:
+    """The files analyze must not treat as loaded, the findings that say why, and arch evidence."""
+
+    unloaded: set[str] = field(default_factory=set)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def python_version(rt_name: str) -> str | None:
+    m = _PYTHON_RUNTIME.match(rt_name)
+    return m.group(1) if m else None
+
+
+def has_python(tree: Tree) -> bool:
+    e = tree.entries.get("python")
+    return e is not None
+
+
+def has_node(tree: Tree, mount: str) -> bool:
+    names = tree.entries
+    return "nodejs" in names or (mount != LAYER_MOUNT and "node_modules" in names)
+
+
+def arch_evidence(tree: Tree, rt_name: str, mount: str, machines: dict[str, str]) -> tuple[str, str] | None:
+    """(arch, why) from the files the runtime would load whose target is unambiguous, or None.
+    Not a vote over every ELF file: prebuilds for many platforms say nothing about the target.
+    `machines`: Lambda arch of each ELF file of the tree, by path in the tree."""
+    kind = "layer" if mount == LAYER_MOUNT else "function"
+    votes: list[tuple[str, str]] = []
+    if python_version(rt_name) or has_python(tree):
+        from packer.pyload import python_arch_evidence
+
+        votes.extend((a or machines.get(rel, ""), rel) for a, rel in python_arch_evidence(tree, kind))
+        votes = [(a, rel) for a, rel in votes if a]
+    if has_node(tree, mount):
+        node = _nodeload()
+        if node is not None:
+            votes.extend(node.node_arch_evidence(tree))
+    if not votes:
+        return None
+    counts = Counter(a for a, _ in votes)
+    (arch, n), *rest = counts.most_common()
+    if rest and rest[0][1] == n:
+        return None
+    example = next(why for a, why in votes if a == arch)
+    return arch, f"{n} of {len(votes)} native files the runtime would load are for {arch} (e.g. {example})"
+
+
+def select(tree: Tree, rt: Runtime, mount: str) -> Selection:
+    """Files the runtime never loads and the errors for packages it cannot load at all."""
+    out = Selection()
+    kind = "layer" if mount == LAYER_MOUNT else "function"
+    version = python_version(rt.name)
+    if version and (kind == "function" or has_python(tree)):
+        _python(tree, version, rt, kind, out)
+    if has_node(tree, mount) and rt.family in ("nodejs", "node", "provided"):
+        _node(tree, rt, out)
+    return out
+
+
+def _python(tree: Tree, version: str, rt: Runtime, kind: str, out: Selection) -> None:
+    from packer.pyload import python_native
+
+    native = python_native(tree, version, rt.arch, kind)
+    for miss in native.missing:
+        n = len(miss.files)
+        others = f" (and {n - 1} more module{'s' if n > 2 else ''} of {miss.group})" if n > 1 else ""
+        out.findings.append(finding(
+            NOT_IMPORTABLE, miss.files[0], f"built for {miss.built_for}{others}; python{version} {rt.arch} has no "
+            f"variant of it to import: \"No module named …\" on Lambda",
+            package=miss.group, built_for=miss.built_for, files=list(miss.files)))
+    if native.other_site_packages and not native.has_own_code:
+        sites = ", ".join(native.other_site_packages)
+        out.findings.append(finding(OTHER_PYTHON_ONLY, native.other_site_packages[0],
+                                    f"{sites} is not on python{version}'s sys.path, and the layer has no other Python code",
+                                    directories=list(native.other_site_packages)))
+    missing_files = {f for m in native.missing for f in m.files}
+    _never_loaded(out, [(u.rel, u.group, u.why) for u in native.unloaded if u.rel not in missing_files])
+    out.unloaded.update(u.rel for u in native.unloaded)
+
+
+def _node(tree: Tree, rt: Runtime, out: Selection) -> None:
+    node = _nodeload()
+    if node is None:
+        return
+    native = node.node_native(tree, rt.arch, "glibc")
+    for miss in native.missing:
+        present = ", ".join(miss.present) or "none"
+        out.findings.append(finding(NO_NODE_VARIANT, miss.group, f"{miss.group}: no native build for {miss.wanted} "
+                                    f"(present: {present}); require() fails on Lambda",
+                                    package=miss.group, wanted=miss.wanted, present=list(miss.present)))
+    _never_loaded(out, [(u.rel, u.group, u.why) for u in native.unloaded])
+    out.unloaded.update(u.rel for u in native.unloaded)
+
+
+def _never_loaded(out: Selection, items: list[tuple[str, str, str]]) -> None:
+    """One info line per group (package or directory), not a finding per file."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for rel, group, why in items:
+        groups.setdefault(group, []).append((rel, why))
+    for group, files in sorted(groups.items()):
+        reasons = Counter(why for _, why in files)
+        reason = reasons.most_common(1)[0][0] + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+        n = len(files)
+        out.findings.append(finding(NEVER_LOADED, group, f"{group}: {n} native file{'s' if n > 1 else ''} never loaded "
+                                    f"here: {reason}", files=[r for r, _ in files]))
+
+
+def _nodeload():
+    """packer.nodeload, imported only for trees with Node modules."""
+    try:
+        import packer.nodeload as node
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return None
+    return node
+
+
+def _names(rel: str, info) -> set[str]:
+    """The names a DT_NEEDED entry can use for this file: its soname and its file name."""
+    names = {rel.rsplit("/", 1)[-1]}
+    if info is not None and info.soname:
+        names.add(info.soname)
+    return names
+
+
+def keep_loaded(files: list, unloaded: set[str]) -> list:
+    """`files` (ElfFile) less the unloaded ones and the libraries only they need: a grafted
+    `pydantic_core.libs/libx.so` of a module built for another Python is never loaded either.
+    Repeated until nothing more drops (a library needed only by such a library)."""
+    dropped = [f for f in files if f.rel in unloaded]
+    kept = [f for f in files if f.rel not in unloaded]
+    while dropped:
+        wanted_by_dropped = {n for f in dropped if f.info for n in f.info.needed}
+        if not wanted_by_dropped:
+            break
+        wanted_by_kept = {n for f in kept if f.info for n in f.info.needed}
+        newly = [f for f in kept if f.info is not None and not f.info.is_program
+                 and _names(f.rel, f.info) & wanted_by_dropped and not _names(f.rel, f.info) & wanted_by_kept]
+        if not newly:
+            break
+        gone = {f.rel for f in newly}
+        kept = [f for f in kept if f.rel not in gone]
+        dropped = newly
+    return kept
+
+
+def needed_elsewhere(files: list) -> set[str]:
+    """Paths of the libraries another file of the tree names in DT_NEEDED: they are loaded through
+    that file's chain (with the RPATH it passes down, as auditwheel's grafted `*.libs/` rely on),
+    so analyze makes them roots of their own only if no chain reached them."""
+    wanted = {n for f in files if f.info for n in f.info.needed}
+    return {f.path for f in files if f.info is not None and not f.info.is_program and _names(f.rel, f.info) & wanted}
