@@ -85,8 +85,13 @@ def emit_json(name: str, doc: dict[str, Any], *, one_line: bool = False) -> None
 
 
 def finding_lines(f) -> tuple[Line, Line]:
-    """The one text form of a finding (see the module docstring)."""
-    return ([(f"{f.code} {f.severity}", _SEVERITY_STYLE[str(f.severity)]), (" ", ""), (f"{f.path or '.'}: {f.message}", "")],
+    """The one text form of a finding (see the module docstring); the path is printed once even
+    when the message starts with it, as many messages do to read well in JSON."""
+    path = f.path or "."
+    message = f.message
+    if message.startswith(path) and message[len(path):len(path) + 1] in (":", " "):
+        message = message[len(path):].lstrip(":").lstrip()
+    return ([(f"{f.code} {f.severity}", _SEVERITY_STYLE[str(f.severity)]), (" ", ""), (f"{path}: {message}", "")],
             [("    ", ""), ("fix:", "dim"), (" ", ""), (f.hint, "")])
 
 

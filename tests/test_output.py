@@ -108,3 +108,19 @@ def test_every_command_prints_findings_in_one_form(tmp_path: Path, tree: Path) -
         for head, fix in found:
             assert FINDING.match(head), (name, head)
             assert FIX_LINE.match(fix), (name, head, fix)
+
+
+def test_each_finding_names_its_path_once_and_a_run_of_one_code_shares_one_fix(tmp_path: Path) -> None:
+    tree = tmp_path / "layer"
+    (tree / "bin").mkdir(parents=True)
+    for name in ("tool-a", "tool-b", "tool-c"):  # what pip leaves in bin/: scripts for the build machine's python
+        script = tree / "bin" / name
+        script.write_text("#!/build/venv/bin/python3.11\nprint(1)\n")
+        script.chmod(0o755)
+    res = run_cli("analyze", str(tree))
+    lines = [line for line in res.stdout.splitlines() if line.startswith("LP426 ")]
+    assert [line.count("tool-") for line in lines] == [1, 1, 1], res.stdout
+    assert all(FINDING.match(line) for line in lines)
+    fixes = [line for line in res.stdout.splitlines() if FIX_LINE.match(line)]
+    after = res.stdout.splitlines()
+    assert after[after.index(lines[-1]) + 1] in fixes and len([f for f in fixes if "interpreter" in f]) == 1
