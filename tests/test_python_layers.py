@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import run_cli
 
 CACHE = Path(os.environ.get("LAYERPACK_WHEEL_CACHE", Path.home() / ".cache" / "layerpack-test" / "wheels"))
-PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64", "musl": "musllinux_1_2_x86_64"}
 
 
 def interpreter(version: str) -> str | None:
@@ -150,3 +150,11 @@ def test_grafted_libraries_are_judged_through_the_module_that_loads_them(tmp_pat
 def _dynamic(path: Path) -> list[str]:
     res = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True)
     return [line for line in res.stdout.splitlines() if line.strip().startswith("0x")]
+
+
+def test_musllinux_wheel_on_a_glibc_runtime_is_an_error_as_the_import_fails(tmp_path: Path) -> None:
+    layer = pip_layer(tmp_path / "layer", "orjson==3.10.15", "3.11", arch="musl")
+    ok, why = judge_import(layer, "3.11", "orjson")
+    assert not ok and "No module named 'orjson.orjson'" in why
+    rc, doc = analyze_json(layer, "python3.11")
+    assert rc == 1 and [(f["code"], f["data"]["built_for"]) for f in errors(doc)] == [("LP310", "CPython 3.11 x86_64 musl")]
