@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packer import checks, runtime as runtimes
+from packer import checks, loadable, runtime as runtimes
 from packer.bootscript import BootScript, LoaderExec, read_bootstrap
 from packer.elf.hostlibs import HostLibraries
-from packer.elf.reader import MACHINES, ElfInfo, InfoMemo
+from packer.elf.reader import MACHINES, STRICT_ALIGN_BEFORE, ElfInfo, InfoMemo, load_refusal
 from packer.elffiles import ElfFile, collect
 from packer.elf.search import MISSING, SHADOWED, UNLOADABLE, VENDORABLE, Edge, Loader, Obj, Process, hwcap_subdirs
-from packer.elf.symbols import symbols_needing
+from packer.elf.symbols import bindings_needing, symbols_needing
 from packer.errors import ElfError, InputError, UsageError
 from packer.findings import Finding, Severity, define, finding
 from packer.forkwork import Forked, jobs
@@ -70,6 +70,9 @@ VERSION_UNKNOWN = define("LP203", Severity.INFO, "the runtime's version ceiling 
                          "test on Lambda (`layerpack invoke` runs it locally) before relying on it")
 VERSION_UNVERIFIED = define("LP204", Severity.WARNING, "needs a symbol version of a runtime library whose versions are not known",
                             "run it on Lambda's runtime (`layerpack invoke`), or ship the library build it was linked against")
+VERSION_WEAK = define("LP206", Severity.WARNING, "needs a weak symbol version the library lacks: the program starts, a call may fail",
+                      "ld.so skips a missing weak version; a strong symbol bound to it fails when it is first looked up "
+                      "(at once with BIND_NOW): make sure that code path checks the version first, or build against an older sysroot")
 VERSION_NONE = define("LP205", Severity.INFO, "needs symbol versions from a bundled library that defines none",
                       "ld.so warns \"no version information available\" and uses the library; rebuild it with its "
                       "version script to silence the warning")
@@ -82,6 +85,9 @@ MUSL_ON_GLIBC = define("LP303", Severity.ERROR, "musl program on a glibc runtime
 BITS_32 = define("LP304", Severity.ERROR, "32-bit ELF file: Lambda has no 32-bit loader or libraries",
                  "build a 64-bit binary")
 FOREIGN_OS = define("LP305", Severity.ERROR, "ELF file is for another operating system", "build for Linux")
+MISALIGNED_LOAD = define("LP306", Severity.ERROR, "the loader refuses the file's segment layout (PT_LOAD offset and address disagree)",
+                         "a plain `strip` or patchelf after auditwheel moved a segment: take the file from its wheel or "
+                         "package again, and strip with `layerpack slim`, which keeps only a strip ld.so accepts")
 MALFORMED = define("LP307", Severity.ERROR, "file starts like ELF but is malformed", "rebuild it; the loader will refuse it too")
 
 # Lambda arch -> ELF e_machine number, derived from the reader's table and runtime's arch names
@@ -89,6 +95,34 @@ _ARCH_MACHINES = {arch: num for arch, name in ARCH_MACHINE.items() for num, n in
 # Directories an RPATH may name on Lambda. Not /tmp: it is empty when an execution environment
 # starts, and an RPATH into it is the most common build-directory leak.
 _EXPECTED_ROOTS = ("/opt", "/var/task", "/var/lang", "/var/runtime", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
+
+
+def _symbols_text(named: list[str], shown: int = 3, width: int = 120) -> str:
+    """': symbols a@V, b@V … (12 in all)' for a finding's one line: at most `shown` names and about
+    `width` characters of them (C++ names run long); '' for none. JSON data keeps every name."""
+    if not named:
+        return ""
+    kept = named[:1]
+    for name in named[1:shown]:
+        if sum(len(k) + 2 for k in kept) + len(name) > width:
+            break
+        kept.append(name)
+    more = f" … ({len(named)} in all)" if len(named) > len(kept) else ""
+    return f": symbols {', '.join(kept)}{more}"
+
+
+def _layout_refused(i: ElfInfo, rt: Runtime) -> str | None:
+    """Why `i`'s PT_LOAD layout is refused on `rt` (None: it maps). A library is mapped by the
+    runtime's ld.so, whose rule depends on its glibc (`load_refusal`); a program by the kernel,
+    which maps page by page: a segment off by part of a page runs the wrong bytes (it crashed with
+    SIGSEGV here), the rule of glibc 2.35 and later."""
+    if i.bits != 64 or i.machine_name != rt.machine or i.is_musl or i.type not in (2, 3):
+        return None
+    if i.is_program:
+        why = load_refusal(i, STRICT_ALIGN_BEFORE)
+        return None if why is None else f"{why} (the kernel maps a program; it fails to start)"
+    why = load_refusal(i, rt.ceiling("GLIBC"))
+    return None if why is None else f"{why} (ld.so of {rt.name} refuses to load it)"
 
 
 @dataclass
@@ -164,7 +198,7 @@ class Report:
         }
 
 
-_UNVERIFIED = frozenset({"LP112", "LP113", "LP203", "LP204"})
+_UNVERIFIED = frozenset({"LP112", "LP113", "LP115", "LP203", "LP204", "LP206"})
 _REPORTED = frozenset((MISSING, VENDORABLE, SHADOWED, UNLOADABLE))
 _MARK = "\0"  # no path or name holds a NUL: marks where a streamed array goes in the JSON head
 
@@ -226,8 +260,11 @@ def _process_json(p: Process) -> dict[str, Any]:
     }
 
 
-def pick_arch(elf_files: list[ElfFile], explicit: str | None) -> tuple[str, str]:
-    """The Lambda arch to analyse for: the option, else the bootstrap's, else the most common."""
+def pick_arch(elf_files: list[ElfFile], explicit: str | None, evidence: tuple[str, str] | None = None,
+              native_tree: bool = False) -> tuple[str, str]:
+    """The Lambda arch to analyse for: the option, else the bootstrap's, else what the runtime's
+    interpreter would load (`evidence`, packer.loadable), else — for a Python or Node tree, whose
+    native files may be prebuilds for every platform — the default, else the most common."""
     if explicit:
         if explicit not in _ARCH_MACHINES:
             raise UsageError(f"unknown --arch {explicit!r}", hint="use x86_64 or arm64")
@@ -235,6 +272,10 @@ def pick_arch(elf_files: list[ElfFile], explicit: str | None) -> tuple[str, str]
     for f in elf_files:
         if f.rel == "bootstrap" and f.info and f.info.machine_name in MACHINE_ARCH:
             return MACHINE_ARCH[f.info.machine_name], "bootstrap"
+    if evidence is not None:
+        return evidence[0], f"loaded files: {evidence[1]}"
+    if native_tree:
+        return "x86_64", "default (the native files do not settle the architecture: pass --arch)"
     counts = Counter(MACHINE_ARCH[f.info.machine_name] for f in elf_files if f.info and f.info.machine_name in MACHINE_ARCH)
     if counts:
         return counts.most_common(1)[0][0], "ELF files"
@@ -326,6 +367,9 @@ class Analysis:
                                  trailing_bytes=i.trailing_bytes))
             if i.is_static:
                 self.add(finding(STATIC_PROGRAM, f.rel, f"{f.rel} is statically linked"))
+            refused = _layout_refused(i, self.rt)
+            if refused is not None:
+                self.add(finding(MISALIGNED_LOAD, f.rel, refused, segment=refused.split(":")[0]))
             for kind, entries in (("RPATH", i.rpath), ("RUNPATH", i.runpath)):
                 for e in entries:
                     if e and not e.startswith("$ORIGIN") and not e.startswith("${ORIGIN}") and e.startswith("/") \
@@ -349,7 +393,11 @@ class Analysis:
         usable = [f for f in files if f.info and not f.info.is_static and f.info.bits == 64
                   and f.info.machine == _ARCH_MACHINES[self.rt.arch]]
         programs = [f for f in usable if f.info.is_program]
-        libraries = [f for f in usable if not f.info.is_program]
+        needed = loadable.needed_elsewhere(files)
+        # libraries no other file needs first (extension modules, plugins: what dlopen opens),
+        # those another file needs only if no chain reached them
+        libraries = [f for f in usable if not f.info.is_program and f.path not in needed] + \
+                    [f for f in usable if not f.info.is_program and f.path in needed]
         for f in programs + libraries:
             if not f.info.is_program and f.path in covered:
                 continue
@@ -389,19 +437,19 @@ class Analysis:
             if not e.skipped and e.status not in _REPORTED:
                 continue  # most edges: found where Lambda has it, nothing to say
             req = self._label(objs[e.requester]) if e.requester in objs else self.rel(e.requester)
-            if e.requester != root.path:  # the same library can resolve in one program and not another
-                req_text = f"{req} (loaded by {root_rel})"
-            else:
-                req_text = req
+            # the same library can resolve in one program and not another; the finding's path is
+            # `req` for LP101/LP102, so their message does not name it again
+            loaded_by = f" (loaded by {root_rel})" if e.requester != root.path else ""
+            req_text = req + loaded_by
             where = f"{self.rt.name} {self.rt.arch}"
             if e.status == MISSING:
                 searched = ", ".join(s.dir for s in e.searched)
-                self.add(finding(LIB_MISSING, req, f"{req_text} needs {e.name}: not found on {where} nor on this machine "
+                self.add(finding(LIB_MISSING, req, f"needs {e.name}{loaded_by}: not found on {where} nor on this machine "
                                  f"(searched {searched})", library=e.name, searched=[s.dir for s in e.searched]),
                          key=(LIB_MISSING.code, root.path, req, e.name))
             elif e.status == VENDORABLE and (LIB_VENDORABLE.code, req, e.name) not in self._seen:
                 # (not made again when kept from an earlier process: 2,539 made for 1,040 kept on /usr/lib/x86_64-linux-gnu)
-                self.add(finding(LIB_VENDORABLE, req, f"{req_text} needs {e.name}: not on {where}; this machine has {e.host_path}",
+                self.add(finding(LIB_VENDORABLE, req, f"needs {e.name}{loaded_by}: not on {where}; this machine has {e.host_path}",
                                  library=e.name, host_path=e.host_path), key=(LIB_VENDORABLE.code, req, e.name))
             elif e.status == UNLOADABLE:
                 self.add(finding(LOADER_STOPS, self.rel(e.path or ""), f"{req_text} needs {e.name}: ld.so opens {e.path} "
@@ -477,6 +525,11 @@ class Analysis:
                      key=(VERSION_NONE.code, obj.real, file))
             return
         missing = [v for v in versions if v not in target.info.version_defs]
+        weak = [v for v in missing if obj.info is not None and obj.info.is_weak_need(file, v)]
+        if weak:  # ld.so passes a missing weak version (dl-version.c); lookups through it may still fail
+            missing = [v for v in missing if v not in weak]
+            why = f"{self._label(target)} does not define {'it' if len(weak) == 1 else 'them'}"
+            self._add_weak(obj, file, weak, why)
         if missing:
             self.add(finding(VERSION_UNDEFINED, self.rel(obj.path),
                              f"{self._label(obj)} needs {', '.join(missing)} from {file}, which {self._label(target)} does not define",
@@ -484,9 +537,14 @@ class Analysis:
 
     def _runtime_versions(self, obj: Obj, file: str, versions: tuple[str, ...], too_new: dict[str, list[str]]) -> None:
         """A need met by the runtime's copy, known only by name: judged by the ceilings of the
-        version families the data covers; any other version is not verified."""
+        version families the data covers; any other version is not verified. A too-new version
+        the object needs only weakly (VER_FLG_WEAK) does not stop ld.so: LP206 or nothing."""
+        weak: list[str] = []
         for v in versions:
             verdict = self.rt.version_verdict(file, v)
+            if verdict == "too-new" and obj.info is not None and obj.info.is_weak_need(file, v):
+                weak.append(v)
+                continue
             if verdict == "unknown":
                 self.add(finding(VERSION_UNKNOWN, self.rel(obj.path), f"{self._label(obj)} needs {v} from {file}; "
                                  f"the {version_family(v)[0]} ceiling of {self.rt.name} is not known", version=v),
@@ -500,6 +558,9 @@ class Analysis:
                                  f"information available\" and goes on; if it defines others but not {v}, the program "
                                  f"does not start (version `{v}' not found)", library=file, version=v),
                          key=(VERSION_UNVERIFIED.code, obj.real, file, v))
+        if weak:
+            fam = version_family(weak[0])[0]  # type: ignore[index]
+            self._add_weak(obj, file, weak, f"{self.rt.name} {self.rt.arch} has {self.rt.ceiling_name(fam)}")
 
     def _label(self, obj: Obj) -> str:
         if obj.where == "host":
@@ -524,12 +585,31 @@ class Analysis:
             ceiling = self.rt.ceiling_name(fam)
             newest = max(versions, key=lambda v: version_family(v)[1])  # type: ignore[index]
             named = [f"{s}@{v}" for v in sorted(versions) for s in symbols.get(v, [])]
-            sym_text = f"; symbols: {', '.join(named[:8])}" + (" …" if len(named) > 8 else "") if named else ""
+            # one line naming the path once (the finding's path): the data fields keep everything
+            vendored = ", as the copy to vendor" if obj.where == "host" else ""
             self.add(finding(VERSION_TOO_NEW, self.rel(obj.path) if obj.where != "host" else obj.label,
-                             f"{self._label(obj)} needs {newest} from {file}; {self.rt.name} {self.rt.arch} provides "
-                             f"{ceiling} at most{sym_text}",
+                             f"needs {newest} from {file}{vendored} ({self.rt.name} {self.rt.arch} provides {ceiling})"
+                             f"{_symbols_text(named)}",
                              library=file, versions=sorted(versions), ceiling=ceiling, symbols=named),
                      key=(VERSION_TOO_NEW.code, obj.real, file))
+
+    def _add_weak(self, obj: Obj, file: str, weak: list[str], why: str) -> None:
+        """LP206 for versions `obj` needs weakly from `file` and will not find (`why`), unless
+        every symbol bound to them is weak (ld.so resolves those to 0 and the program runs)."""
+        if (VERSION_WEAK.code, obj.real, file) in self._seen:
+            return
+        data = self._bytes_of(obj)
+        bound = bindings_needing(data, set(weak)) if data is not None else None
+        strong = None if bound is None else [f"{s}@{v}" for v in sorted(weak) for s in bound[v][0]]
+        if strong == []:
+            return
+        what = (f"strong references to{_symbols_text(strong).removeprefix(': symbols')} fail" if strong
+                else "symbols bound to it fail (unreadable symbol table)")
+        self.add(finding(VERSION_WEAK, self.rel(obj.path) if obj.where != "host" else obj.label,
+                         f"needs {', '.join(sorted(weak))} from {file} as a weak version ({why}): ld.so starts it, but "
+                         f"{what} when first called (at once with BIND_NOW) — not verified",
+                         library=file, versions=sorted(weak), symbols=strong or []),
+                 key=(VERSION_WEAK.code, obj.real, file))
 
     def _names_named_ahead(self, obj: Obj) -> dict[str, list[str]] | None:
         """The names the child found for `obj`'s file, if it is a file of the analysed tree (not
@@ -651,8 +731,13 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         else:
             memo = InfoMemo()
         files = collect(tree, mount, progress, memo)
-        chosen_arch, source = pick_arch(files, arch)
+        native_tree = loadable.has_python(tree) or loadable.has_node(tree, mount)
+        evidence = loadable.arch_evidence(tree, name, mount, {f.rel: MACHINE_ARCH.get(f.info.machine_name, "") for f in files
+                                                              if f.info}) if native_tree and not arch else None
+        chosen_arch, source = pick_arch(files, arch, evidence, native_tree)
         rt = runtimes.load(name, chosen_arch)
+        selection = loadable.select(tree, rt, mount)
+        files = loadable.keep_loaded(files, selection.unloaded)
         boot = _boot_script(tree, mount, rt, env or {})
         llp = boot.env.get("LD_LIBRARY_PATH")
         a = Analysis(tree, rt, mount, extra, Path(sysroot) if sysroot else None, memo,
@@ -662,9 +747,13 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
                           "cannot expand: the libraries it adds are not verified", line=line))
         if tree.kind == "file":
             kind = "runtime"
+        for f in selection.findings:
+            a.add(f)
         a.file_checks(files)
         started = (boot.program,) if boot.program else ()
         for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount, started=started):
+            a.add(f)
+        for f in __import__("packer.pyc", fromlist=["pyc_findings"]).pyc_findings(tree, rt):  # LP613
             a.add(f)
         a.loader.seed({f.path: f.info for f in files if f.info is not None})
         a.name_symbols_ahead(files, stack)
@@ -672,6 +761,10 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         processes = a.simulate(files, wrapped=wrapped)
         for p in processes:
             a.process_findings(p)
+        from packer.payloads import payload_findings  # archives a package unpacks at run time (LP114/LP115/LP308)
+
+        for f in payload_findings(tree, rt, fs=a.fs):
+            a.add(f)
         findings = sorted(a.findings, key=lambda f: (-int(f.severity), f.code, f.path))
         if cache:
             memo.save()  # type: ignore[attr-defined]

@@ -118,3 +118,52 @@ def program(out: Path, libdir: Path, *, rpath: str | None = None, runpath: str |
     if runpath is not None:
         flags.append(f"-Wl,--enable-new-dtags,-rpath,{runpath}")
     return cc(out, MAIN_C, *flags)
+
+
+# --- a second judge: the real ld.so of a glibc older than 2.35, as Lambda's are -----------------
+# Lambda's runtimes have glibc 2.26 (AL2) and 2.34 (AL2023); this host's is 2.36, and some loader
+# rules changed in between (PT_LOAD alignment: 2.35). Debian 11's libc6 (glibc 2.31) is such an older
+# loader: its package is downloaded once with apt's ordinary client into the user's cache.
+
+OLD_GLIBC_SUITE = "bullseye"
+
+
+@pytest.fixture(scope="session")
+def old_glibc() -> tuple[Path, Path]:
+    """(ld.so, its library directory) of Debian 11's glibc 2.31 for x86_64."""
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the old glibc judge is an x86_64 package")
+    require_tool("apt-get")
+    require_tool("dpkg-deb")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "layerpack-tests" / f"libc6-{OLD_GLIBC_SUITE}"
+    libdir = base / "root" / "lib" / "x86_64-linux-gnu"
+    if not (libdir / "ld-linux-x86-64.so.2").exists():
+        _download_old_libc(base)
+    return libdir / "ld-linux-x86-64.so.2", libdir
+
+
+def _download_old_libc(base: Path) -> None:
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "sources.list").write_text(f"deb http://deb.debian.org/debian {OLD_GLIBC_SUITE} main\n")
+    opts = [f"-oDir::Etc::SourceList={base / 'sources.list'}", "-oDir::Etc::SourceParts=-",
+            f"-oDir::State::Lists={base / 'lists'}", f"-oDir::Cache={base / 'cache'}", "-oAPT::Sandbox::User=root",
+            "-oAPT::Get::List-Cleanup=0", "-oDebug::NoLocking=1"]
+    subprocess.run(["apt-get", *opts, "update"], check=True, capture_output=True, timeout=600)
+    policy = subprocess.run(["apt-cache", *opts, "madison", "libc6"], check=True, capture_output=True, text=True).stdout
+    version = next(line.split("|")[1].strip() for line in policy.splitlines() if OLD_GLIBC_SUITE in line)
+    subprocess.run(["apt-get", *opts, "download", f"libc6:amd64={version}"], check=True, capture_output=True,
+                   cwd=base, timeout=600)
+    (deb,) = base.glob("libc6_*_amd64.deb")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(base / "root")], check=True)
+
+
+def old_ld_so(judge: tuple[Path, Path], *args: str, env: dict[str, str] | None = None) -> Ran:
+    """Run the old ld.so with its own libc (`ld.so --library-path DIR ARGS`)."""
+    ld_so, libdir = judge
+    full = {"PATH": "/usr/bin:/bin", **(env or {})}
+    proc = subprocess.run([str(ld_so), "--library-path", str(libdir), *args], capture_output=True, text=True,
+                          timeout=60, env=full)
+    return Ran(proc.returncode, proc.stdout.strip(), proc.stderr.strip())

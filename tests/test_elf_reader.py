@@ -40,7 +40,9 @@ def _oracle(path: Path) -> dict:
                         out["runpath"].extend(tag.runpath.split(":"))
             if isinstance(sec, GNUVerNeedSection):
                 for vn, auxes in sec.iter_versions():
+                    auxes = list(auxes)
                     out["verneed"][vn.name] = [a.name for a in auxes]
+                    out.setdefault("weak", []).extend((vn.name, a.name) for a in auxes if a["vna_flags"] & 2)
         return out
 
 
@@ -75,6 +77,7 @@ def test_reader_matches_pyelftools(path: Path) -> None:
     assert list(got.runpath) == want["runpath"]
     assert got.interp == want["interp"]
     assert dict((f, list(v)) for f, v in got.version_needs) == want["verneed"]
+    assert list(got.weak_needs) == want.get("weak", [])
 
 
 @pytest.mark.parametrize("path", _fixture_files() + _system_sample(20), ids=lambda p: str(p).replace("/", "_"))
@@ -188,3 +191,20 @@ def test_fuzzed_elf_files_raise_only_elf_error_and_never_hang() -> None:
     assert parsed + failed == 4000
     assert failed > 100 and parsed > 100  # the mutations exercise both paths
     assert time.monotonic() - start < 120
+
+
+def test_a_weak_version_need_is_kept_with_its_flag(tmp_path: Path) -> None:
+    """VER_FLG_WEAK set in one Vernaux of a real program (the only field changed): the reader
+    reports that (file, version) as weak, pyelftools agrees, and version_needs is unchanged."""
+    from tests.lambda_ldso import cc
+    from tests.test_loader_rules import set_weak_version
+
+    prog = cc(tmp_path / "prog", "#include <stdio.h>\nint main(void) { puts(\"x\"); return 0; }\n")
+    before = read_path(prog)
+    version = dict(before.version_needs)["libc.so.6"][0]
+    set_weak_version(prog, version)
+    after = read_path(prog)
+    assert after.weak_needs == (("libc.so.6", version),) and before.weak_needs == ()
+    assert after.is_weak_need("libc.so.6", version) and not before.is_weak_need("libc.so.6", version)
+    assert after.version_needs == before.version_needs
+    assert _oracle(prog)["weak"] == [("libc.so.6", version)]

@@ -8,12 +8,13 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 
-from packer.elf.symbols import MAX_SYMBOLS_PER_VERSION, symbols_needing
+from packer.elf.symbols import MAX_SYMBOLS_PER_VERSION, bindings_needing, symbols_needing
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "bin"
 
 
-def oracle(path: Path) -> dict[str, list[str]]:
+def oracle(path: Path, weak: bool | None = None) -> dict[str, list[str]]:
+    """{version: undefined symbols bound to it}; `weak`: only the weak (True) or strong (False) ones."""
     with open(path, "rb") as fh:
         elf = ELFFile(fh)
         dynsym = elf.get_section_by_name(".dynsym")
@@ -23,6 +24,8 @@ def oracle(path: Path) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for i, sym in enumerate(dynsym.iter_symbols()):
             if i == 0 or sym["st_shndx"] != "SHN_UNDEF":
+                continue
+            if weak is not None and (sym["st_info"]["bind"] == "STB_WEAK") != weak:
                 continue
             ndx = versym.get_symbol(i)["ndx"]
             if isinstance(ndx, int) and (ndx & 0x7FFF) in names:
@@ -50,3 +53,19 @@ def test_no_section_headers_gives_no_names_not_an_error() -> None:
 
 def test_garbage_gives_no_names() -> None:
     assert symbols_needing(b"\x7fELF\x02\x01" + b"\xff" * 100, {"GLIBC_2.34"}) == {"GLIBC_2.34": []}
+
+
+@pytest.mark.parametrize("path", [p for p in CASES if p.exists()], ids=lambda p: p.name)
+def test_strong_and_weak_bindings_match_pyelftools(path: Path) -> None:
+    """A missing weak version matters only for strong references: the split must be exact."""
+    versions = set(oracle(path.resolve()))
+    strong, weak = oracle(path.resolve(), weak=False), oracle(path.resolve(), weak=True)
+    got = bindings_needing(path.read_bytes(), versions)
+    assert got is not None
+    for version in versions:
+        assert got[version] == (strong.get(version, [])[:MAX_SYMBOLS_PER_VERSION], weak.get(version, [])[:MAX_SYMBOLS_PER_VERSION])
+
+
+def test_a_file_without_symbol_tables_has_unknown_bindings() -> None:
+    assert bindings_needing((FIX / "x86_64" / "hello-noshdr").read_bytes(), {"GLIBC_2.34"}) is None
+    assert bindings_needing(b"\x7fELF\x02\x01" + b"\xff" * 100, {"GLIBC_2.34"}) is None

@@ -24,7 +24,7 @@ def test_bash_example_script_succeeds(ran):
 
 def test_bash_example_analysis_names_curl_missing_on_provided_al2(ran):
     proc, _ = ran
-    assert "LP406 error bootstrap: bootstrap runs `curl`, which provided.al2 x86_64 does not have" in said(proc)
+    assert "LP406 error bootstrap: runs `curl`, which provided.al2 x86_64 does not have" in said(proc)
 
 
 def test_bash_example_invoke_echoes_the_event(ran):

@@ -30,7 +30,7 @@ def test_cpp_example_script_succeeds(ran):
 
 def test_missing_libgmpxx_is_reported_then_vendored_and_runs(ran):
     proc, work = ran
-    assert "LP102 error bin/factorial: bin/factorial needs libgmpxx.so.4" in said(proc)
+    assert "LP102 error bin/factorial: needs libgmpxx.so.4" in said(proc)
     assert (work / "factorial-layer" / "lib" / "libgmpxx.so.4").exists()
     answer = json.loads((work / "factorial.out").read_text())
     assert answer == {"n": 30, "factorial": "265252859812191058636308480000000"}

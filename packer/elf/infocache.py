@@ -18,7 +18,7 @@ from packer.cachedir import cache_dir, store
 from packer.elf.reader import ElfInfo, InfoMemo, Segment
 from packer.errors import ElfError
 
-FORMAT = ("layerpack.elf-headers", 1)
+FORMAT = ("layerpack.elf-headers", 2)  # 2: ElfInfo.weak_needs (a store of 1 would lack it)
 MAX_ENTRIES = 200_000  # about 60 MB on disk at most; older entries are dropped first
 _FIELDS = tuple(f.name for f in fields(ElfInfo))
 
@@ -36,6 +36,7 @@ def from_plain(plain: tuple) -> ElfInfo | ElfError:
         return ElfError(plain[1])
     facts = dict(zip(_FIELDS, plain[1]))
     facts["segments"] = tuple(Segment(*s) for s in facts["segments"])
+    facts["weak_needs"] = tuple(tuple(p) for p in facts["weak_needs"])
     return ElfInfo(**facts)
 
 

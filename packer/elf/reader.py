@@ -44,6 +44,7 @@ PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 14, 15, 29
 DT_FLAGS_1, DT_VERNEED, DT_VERNEEDNUM, DT_VERDEF, DT_VERDEFNUM = 0x6FFFFFFB, 0x6FFFFFFE, 0x6FFFFFFF, 0x6FFFFFFC, 0x6FFFFFFD
 DF_1_NODEFLIB, DF_1_PIE = 0x800, 0x08000000
+VER_FLG_WEAK = 0x2
 SHT_NOBITS = 8
 
 # Bounds: generous for real files (the largest real values seen are far below), small enough that a
@@ -159,6 +160,10 @@ class ElfInfo:
     has_section_headers: bool
     image_end: int  # last byte the ELF structures account for
     file_size: int
+    # (file, version) pairs of version_needs whose Elf_Vernaux has VER_FLG_WEAK: ld.so does not
+    # fail on a missing one (elf/dl-version.c match_symbol). Kept apart so the common, empty case
+    # costs one shared empty tuple and version_needs keeps its shape for its many readers.
+    weak_needs: tuple[tuple[str, str], ...] = ()
 
     @property
     def machine_name(self) -> str:
@@ -208,11 +213,46 @@ class ElfInfo:
         aligns = [s.align for s in self.segments if s.type == PT_LOAD]
         return min(aligns) if aligns else 0
 
+    def is_weak_need(self, file: str, version: str) -> bool:
+        return bool(self.weak_needs) and (file, version) in self.weak_needs
+
     def needs_for(self, soname: str) -> tuple[str, ...]:
         for file, names in self.version_needs:
             if file == soname:
                 return names
         return ()
+
+
+PAGE_SIZE = 4096  # Lambda's page size on x86_64 and arm64 alike (glibc's GLRO(dl_pagesize))
+STRICT_ALIGN_BEFORE = (2, 35)  # glibc releases before this refuse a PT_LOAD by its p_align
+
+
+def load_refusal(info: ElfInfo, glibc: tuple[int, ...] | None = None, page_size: int = PAGE_SIZE) -> str | None:
+    """What ld.so says when it refuses to map `info`'s PT_LOAD segments, naming the first bad one;
+    None when it maps them. The one place layerpack decides this (analyze, strip and vendor ask).
+
+    glibc's _dl_map_object_from_fd (elf/dl-load.c) up to 2.34 (Lambda's AL2 has 2.26, AL2023
+    2.34) wants p_align to be a multiple of the page size and p_vaddr ≡ p_offset modulo p_align;
+    from 2.35 on only modulo the page size (a 64 KiB-aligned segment moved by one 4 KiB page loads
+    there, and not on Lambda). `glibc` None: refused by any of them, the rule for writing a file.
+    The arithmetic is the C one: unsigned, so p_align 0 asks for p_vaddr == p_offset."""
+    old = glibc is None or glibc < STRICT_ALIGN_BEFORE
+    new = glibc is None or glibc >= STRICT_ALIGN_BEFORE
+    number = 0
+    for s in info.segments:
+        if s.type != PT_LOAD:
+            continue
+        number += 1
+        why = None
+        if new and (s.vaddr - s.offset) & (page_size - 1):
+            why = "ELF load command address/offset not page-aligned"
+        elif old and s.align & (page_size - 1):
+            why = "ELF load command alignment not page-aligned"
+        elif old and (s.vaddr - s.offset) & (s.align - 1):
+            why = "ELF load command address/offset not properly aligned"
+        if why is not None:
+            return (f"PT_LOAD #{number} (offset {s.offset:#x}, vaddr {s.vaddr:#x}, align {s.align:#x}): {why}")
+    return None
 
 
 # program and section header layouts by byte order ("<" or ">"): compiled once
@@ -441,6 +481,7 @@ def _read_elf(src: Source) -> ElfInfo:
     runpath: list[str] = []
     soname = None
     version_needs: list[tuple[str, tuple[str, ...]]] = []
+    weak_needs: list[tuple[str, str]] = []
     version_defs: list[str] = []
     has_strings = needed_off or rpath_off or runpath_off or soname_off is not None or verneed or verdef
     if has_strings:
@@ -460,7 +501,7 @@ def _read_elf(src: Source) -> ElfInfo:
         for o in runpath_off:
             runpath.extend(p for p in s(o).split(":"))
         if verneed:
-            version_needs = _read_verneed(r, loads, verneed, verneednum, s)
+            version_needs = _read_verneed(r, loads, verneed, verneednum, s, weak_needs)
         if verdef:
             version_defs = _read_verdef(r, loads, verdef, verdefnum, s)
 
@@ -483,6 +524,7 @@ def _read_elf(src: Source) -> ElfInfo:
         has_section_headers=has_sh,
         image_end=image_end,
         file_size=r.size,
+        weak_needs=tuple(weak_needs) if weak_needs else (),
     )
 
 
@@ -526,8 +568,10 @@ def _unpacker(r: _Reader, start: int):
     return unpack
 
 
-def _read_verneed(r: _Reader, loads, vaddr: int, num: int, s) -> list[tuple[str, tuple[str, ...]]]:
-    """Walk Elf_Verneed / Elf_Vernaux chains (same layout for 32 and 64 bit)."""
+def _read_verneed(r: _Reader, loads, vaddr: int, num: int, s,
+                  weak: list[tuple[str, str]] | None = None) -> list[tuple[str, tuple[str, ...]]]:
+    """Walk Elf_Verneed / Elf_Vernaux chains (same layout for 32 and 64 bit); the (file, version)
+    pairs flagged VER_FLG_WEAK are appended to `weak`."""
     out = []
     off = r.vaddr_to_offset(loads, vaddr)
     unpack = _unpacker(r, off)
@@ -549,8 +593,10 @@ def _read_verneed(r: _Reader, loads, vaddr: int, num: int, s) -> list[tuple[str,
             if total > MAX_VERSION_ENTRIES or aux in aux_seen:
                 raise ElfError("version-need entries loop or are too many")
             aux_seen.add(aux)
-            _h, _f, _o, vna_name, vna_next = unpack(aux_fmt, aux, 16, "Elf_Vernaux")
+            _h, vna_flags, _o, vna_name, vna_next = unpack(aux_fmt, aux, 16, "Elf_Vernaux")
             names.append(s(vna_name))
+            if vna_flags & VER_FLG_WEAK and weak is not None:
+                weak.append((s(vn_file), names[-1]))
             if not vna_next:
                 break
             aux += vna_next

@@ -3,7 +3,8 @@
 Rules (glibc elf/dl-load.c, elf/get-dynamic-info.h; libtree's conformance tests):
 1. A DT_NEEDED name already loaded (by path, by an earlier NEEDED string, or by SONAME) is reused:
    no search. Dependencies are loaded breadth-first, so *which* object loads a library first
-   decides whose paths were searched.
+   decides whose paths were searched. The dynamic loader is on that list from the start under
+   its soname (rtld.c), so a NEEDED `ld-linux-aarch64.so.1` is always met by the runtime's loader.
 2. Unless the requesting object has DT_RUNPATH: the DT_RPATH of the requester, then of the object
    that loaded it, and so on up to the program (objects with DT_RUNPATH contribute no DT_RPATH:
    glibc drops DT_RPATH when both are present), then the program's own DT_RPATH.
@@ -153,8 +154,10 @@ class Loader:
 
     def __init__(self, fs: FileSystem, ld_library_path: tuple[str, ...], default_dirs: tuple[str, ...],
                  *, machine: int | None = None, bits: int | None = None, host_finder=None,
-                 hwcap_subdirs: tuple[str, ...] = ()) -> None:
+                 hwcap_subdirs: tuple[str, ...] = (), rtld: str | None = None) -> None:
         self.fs = fs
+        # the system's dynamic loader (PT_INTERP path); by default the runtime's for `machine`
+        self.rtld = rtld if rtld is not None else _RTLD.get(machine or 0)
         self.hwcap_subdirs = hwcap_subdirs  # in the loader's priority order (`hwcap_subdirs()`)
         self._hwcap_dirs: dict[str, tuple[str, ...]] = {}
         self.ld_library_path = tuple(search_dir(d, fs.cwd) for d in ld_library_path)
@@ -342,6 +345,20 @@ class Loader:
         edge.status = PROVIDED if found.where == "runtime" else BUNDLED
         edge.target = Obj(found.path, found.real, found.where, None, label=found.label)
 
+    def _add_rtld(self, loaded: dict[str, Obj], interp_path: str | None) -> None:
+        """The dynamic loader is on every namespace's list under its soname (glibc rtld.c adds it
+        before anything is loaded), so a DT_NEEDED `ld-linux-aarch64.so.1` is met without a
+        search — in a library dlopen'd by the runtime's interpreter as in a program. Not when the
+        program names another interpreter (musl's): that one is the process's loader."""
+        rtld = self.rtld
+        if not rtld:
+            return
+        name = posixpath.basename(rtld)
+        if name in loaded or (interp_path and posixpath.basename(interp_path) != name):
+            return
+        found = self.fs.find(rtld)
+        loaded[name] = Obj(rtld, found.real if found is not None else rtld, "runtime", None, label="dynamic loader")
+
     def load(self, root: Found, *, as_program: bool, vendored_dir: str | None = None,
              host_elf=None, interp: str | None = None) -> Process:
         """Load `root` and its dependency closure breadth-first, as ld.so would.
@@ -370,6 +387,7 @@ class Loader:
                     loaded[posixpath.basename(info.interp)] = obj
                 if obj.info is not None and obj.info.soname:  # rtld answers to its soname too (rtld.c)
                     loaded[obj.info.soname] = obj
+        self._add_rtld(loaded, interp_path)
         queue: deque[Obj] = deque([main])
         program = main if as_program else None
         while queue:
@@ -405,6 +423,18 @@ class Loader:
                 process.objects.append(target)
                 queue.append(target)
         return process
+
+
+def _rtld_by_machine() -> dict[int, str]:
+    """e_machine -> the runtime's loader path (packer.runtime.LOADER, keyed as the Loader is)."""
+    from packer.elf.reader import MACHINES
+    from packer.runtime import ARCH_MACHINE, LOADER
+
+    numbers = {name: num for num, name in MACHINES.items()}
+    return {numbers[ARCH_MACHINE[arch]]: path for arch, path in LOADER.items()}
+
+
+_RTLD = _rtld_by_machine()
 
 
 def _not_a_library(info: ElfInfo | None) -> str | None:

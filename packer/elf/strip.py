@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from packer.elf.reader import PT_LOAD, ElfInfo, read_path
+from packer.elf.reader import ElfInfo, load_refusal, read_path
 from packer.errors import ElfError
 
 # e_machine names as the reader spells them -> GNU triplet prefix of the cross binutils
@@ -41,11 +41,8 @@ def strip_tool(machine_name: str, host: str | None = None) -> str | None:
 
 
 def loads_aligned(info: ElfInfo) -> bool:
-    """Every PT_LOAD satisfies p_offset ≡ p_vaddr (mod p_align), the check glibc's loader makes."""
-    for s in info.segments:
-        if s.type == PT_LOAD and s.align >= 2 and s.offset % s.align != s.vaddr % s.align:
-            return False
-    return True
+    """No glibc's loader refuses the PT_LOAD layout (`reader.load_refusal`, the one check)."""
+    return load_refusal(info) is None
 
 
 def strip_file(path: Path, host: str | None = None) -> tuple[bool, str]:
@@ -66,7 +63,10 @@ def strip_file(path: Path, host: str | None = None) -> tuple[bool, str]:
             after = read_path(tmp)
         except ElfError as exc:
             return False, f"stripped copy unreadable ({exc}); original kept"
-        if not loads_aligned(after) or after.load_align != before.load_align or after.trailing_bytes:
+        refused = load_refusal(after)
+        if refused is not None:
+            return False, f"ld.so would refuse the stripped copy ({refused}); original kept"
+        if after.load_align != before.load_align or after.trailing_bytes:
             return False, "segment alignment would change; original kept"
         if (after.needed, after.soname, after.rpath, after.runpath) != (before.needed, before.soname, before.rpath, before.runpath):
             return False, "dynamic section changed; original kept"

@@ -15,6 +15,7 @@ import struct
 
 SHT_DYNSYM, SHT_GNU_VERNEED, SHT_GNU_VERSYM = 11, 0x6FFFFFFE, 0x6FFFFFFF
 SHN_UNDEF = 0
+STB_WEAK = 2
 MAX_SYMBOLS = 1 << 20
 MAX_SYMBOLS_PER_VERSION = 20
 
@@ -38,9 +39,26 @@ def symbols_needing(data: bytes, versions: set[str]) -> dict[str, list[str]]:
     return out
 
 
-def _fill(data: bytes, out: dict[str, list[str]]) -> None:
+def bindings_needing(data: bytes, versions: set[str]) -> dict[str, tuple[list[str], list[str]]] | None:
+    """{version name: ([strong undefined symbols], [weak undefined symbols])} bound to it; None
+    when the file's symbol tables cannot be read (no section headers, malformed). Why the split:
+    a missing weak version costs a weak reference nothing (it resolves to 0), while a strong one
+    still fails when ld.so looks it up (elf/dl-lookup.c check_match)."""
+    strong: dict[str, list[str]] = {v: [] for v in versions}
+    weak: dict[str, list[str]] = {v: [] for v in versions}
+    try:
+        if not _fill(data, strong, weak):
+            return None
+    except (struct.error, IndexError, ValueError, OverflowError):
+        return None
+    return {v: (strong[v], weak[v]) for v in versions}
+
+
+def _fill(data: bytes, out: dict[str, list[str]], weak_out: dict[str, list[str]] | None = None) -> bool:
+    """Name the undefined symbols of `out`'s versions (weak ones into `weak_out` when given);
+    False when the tables needed are absent."""
     if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
-        return
+        return False
     is64 = data[4] == 2
     e = "<" if data[5] == 1 else ">"
     if is64:
@@ -50,7 +68,7 @@ def _fill(data: bytes, out: dict[str, list[str]]) -> None:
         shoff = struct.unpack_from(e + "I", data, 32)[0]
         shentsize, shnum = struct.unpack_from(e + "HH", data, 46)
     if not shoff or not shnum or shoff + shnum * shentsize > len(data):
-        return
+        return False
     fmt = e + ("IIQQQQIIQQ" if is64 else "IIIIIIIIII")
     sections = []
     for i in range(shnum):
@@ -62,11 +80,11 @@ def _fill(data: bytes, out: dict[str, list[str]]) -> None:
 
     dynsym, versym, verneed = section(SHT_DYNSYM), section(SHT_GNU_VERSYM), section(SHT_GNU_VERNEED)
     if dynsym is None or versym is None or verneed is None:
-        return
+        return False
     dynstr = sections[dynsym[3]] if dynsym[3] < len(sections) else None
     vn_str = sections[verneed[3]] if verneed[3] < len(sections) else None
     if dynstr is None or vn_str is None:
-        return
+        return False
     str_start, str_end = dynstr[1], dynstr[1] + dynstr[2]  # searched in place: libLLVM's is megabytes
     vstrtab = data[vn_str[1] : vn_str[1] + vn_str[2]]
 
@@ -90,24 +108,26 @@ def _fill(data: bytes, out: dict[str, list[str]]) -> None:
         off += nxt
     wanted = {i for i, n in index_to_name.items() if n in out}
     if not wanted:
-        return
+        return True
 
     entsize = dynsym[4] or (24 if is64 else 16)
     count = min(dynsym[2] // entsize, versym[2] // 2, MAX_SYMBOLS)
     if versym[1] + 2 * count > len(data):
-        return  # the version array is cut off (struct.error before anything was named)
+        return False  # the version array is cut off (struct.error before anything was named)
     for i in _symbols_with(data, e, versym[1], count, wanted):
         base = dynsym[1] + i * entsize
         if is64:
-            st_name, _info, _other, st_shndx = struct.unpack_from(e + "IBBH", data, base)
+            st_name, st_info, _other, st_shndx = struct.unpack_from(e + "IBBH", data, base)
         else:
             st_name = struct.unpack_from(e + "I", data, base)[0]
-            st_shndx = struct.unpack_from(e + "H", data, base + 14)[0]
+            st_info, _other, st_shndx = struct.unpack_from(e + "BBH", data, base + 12)
         if st_shndx != SHN_UNDEF:
             continue
-        bucket = out[index_to_name[struct.unpack_from(e + "H", data, versym[1] + 2 * i)[0] & 0x7FFF]]
+        into = weak_out if weak_out is not None and st_info >> 4 == STB_WEAK else out
+        bucket = into[index_to_name[struct.unpack_from(e + "H", data, versym[1] + 2 * i)[0] & 0x7FFF]]
         if len(bucket) < MAX_SYMBOLS_PER_VERSION:
             bucket.append(_cstr(data, str_start + st_name, str_end) if st_name < dynstr[2] else "")
+    return True
 
 
 def _symbols_with(data, e: str, versym: int, count: int, wanted: set[int]) -> list[int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from packer.analyze import analyze
 from packer.atomic import atomic_dir
 from packer.elf.patcher import Patcher, make_patcher, replace_path_prefix, set_interpreter_in_place
-from packer.elf.reader import read_path
+from packer.elf.reader import load_refusal, read_path
 from packer.elf.strip import strip_file
 from packer.errors import ElfError, InputError, UsageError, VendorError
 from packer.findings import Finding, Severity, finding
@@ -158,8 +158,10 @@ def _patch(p: VendorPlan, w: Writer, patcher: Patcher) -> list[Finding]:
             raise VendorError(f"{patcher.name} could not patch {op.rel}: {exc.args[0]}", hint=exc.hint) from exc
         path.chmod(mode)
         after = read_path(path)
-        if after.load_align != before.load_align:  # put the original back, as LP907 says
+        refused = load_refusal(after) if load_refusal(before) is None else None
+        if after.load_align != before.load_align or refused:  # put the original back, as LP907 says
             path.write_bytes(original)
-            notes.append(finding(ALIGNMENT_CHANGED, op.rel, f"{op.rel}: {patcher.name} changed the PT_LOAD alignment "
-                                 f"{before.load_align:#x} -> {after.load_align:#x}"))
+            what = (f"left a segment ld.so refuses: {refused}" if refused else
+                    f"changed the PT_LOAD alignment {before.load_align:#x} -> {after.load_align:#x}")
+            notes.append(finding(ALIGNMENT_CHANGED, op.rel, f"{op.rel}: {patcher.name} {what}; original kept"))
     return notes

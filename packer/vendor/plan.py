@@ -40,9 +40,10 @@ from packer.vendor.model import (
 
 
 def _needs_too_new(info: ElfInfo, rt) -> list[tuple[str, str]]:
-    """(version, library) pairs of `info` that the runtime cannot meet."""
+    """(version, library) pairs of `info` that the runtime cannot meet. A weak need (VER_FLG_WEAK)
+    does not stop ld.so (analyze's LP206 says what it costs), so it is not one of them."""
     return [(v, file) for file, versions in info.version_needs for v in versions
-            if rt.version_verdict(file, v) == "too-new"]
+            if rt.version_verdict(file, v) == "too-new" and not info.is_weak_need(file, v)]
 
 
 @dataclass
