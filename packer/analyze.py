@@ -342,6 +342,11 @@ class Analysis:
         prefix = self.mount + "/"
         return abs_path[len(prefix):] if abs_path.startswith(prefix) else abs_path
 
+    def obj_rel(self, obj: Obj) -> str:
+        """Where a loaded object is, by its real path: a library found through
+        `$ORIGIN/../pkg.libs` is `python/pkg.libs/x.so`, not `python/mod/../pkg.libs/x.so`."""
+        return self.rel(obj.real if obj.where == "tree" and obj.real else obj.path)
+
     # -- per-file facts --------------------------------------------------------------------------
     def file_checks(self, files: list[ElfFile]) -> None:
         machines = Counter(f.info.machine_name for f in files if f.info)
@@ -512,14 +517,14 @@ class Analysis:
         if target is None or target.info is None:
             return
         if not target.info.version_defs and not target.info.version_needs:
-            self.add(finding(VERSION_UNDEFINED, self.rel(obj.path), f"{self._label(obj)} needs {', '.join(versions)} from "
+            self.add(finding(VERSION_UNDEFINED, self.obj_rel(obj), f"{self._label(obj)} needs {', '.join(versions)} from "
                              f"{file}; {self._label(target)} has no symbol version table at all, so ld.so prints \"no version "
                              "information available\" and then aborts at the first lookup of such a symbol "
                              "(check_match assertion)", library=file, versions=list(versions)),
                      key=(VERSION_UNDEFINED.code, obj.real, file))
             return
         if not target.info.version_defs:
-            self.add(finding(VERSION_NONE, self.rel(obj.path), f"{self._label(obj)} needs {', '.join(versions)} from {file}; "
+            self.add(finding(VERSION_NONE, self.obj_rel(obj), f"{self._label(obj)} needs {', '.join(versions)} from {file}; "
                              f"{self._label(target)} defines no versions, so ld.so prints \"{file}: no version information "
                              f"available (required by …)\" on stderr and goes on", library=file, versions=list(versions)),
                      key=(VERSION_NONE.code, obj.real, file))
@@ -531,7 +536,7 @@ class Analysis:
             why = f"{self._label(target)} does not define {'it' if len(weak) == 1 else 'them'}"
             self._add_weak(obj, file, weak, why)
         if missing:
-            self.add(finding(VERSION_UNDEFINED, self.rel(obj.path),
+            self.add(finding(VERSION_UNDEFINED, self.obj_rel(obj),
                              f"{self._label(obj)} needs {', '.join(missing)} from {file}, which {self._label(target)} does not define",
                              library=file, versions=missing), key=(VERSION_UNDEFINED.code, obj.real, file))
 
@@ -546,13 +551,13 @@ class Analysis:
                 weak.append(v)
                 continue
             if verdict == "unknown":
-                self.add(finding(VERSION_UNKNOWN, self.rel(obj.path), f"{self._label(obj)} needs {v} from {file}; "
+                self.add(finding(VERSION_UNKNOWN, self.obj_rel(obj), f"{self._label(obj)} needs {v} from {file}; "
                                  f"the {version_family(v)[0]} ceiling of {self.rt.name} is not known", version=v),
                          key=(VERSION_UNKNOWN.code, obj.real, v))
             elif verdict == "too-new":
                 too_new.setdefault(file, []).append(v)
             elif not self.rt.covers_version(file, v) and v != "GLIBC_PRIVATE":
-                self.add(finding(VERSION_UNVERIFIED, self.rel(obj.path),
+                self.add(finding(VERSION_UNVERIFIED, self.obj_rel(obj),
                                  f"{self._label(obj)} needs {v} from {file}: not verified — layerpack does not know which "
                                  f"versions {self.rt.name}'s {file} defines. If it defines none, ld.so prints \"no version "
                                  f"information available\" and goes on; if it defines others but not {v}, the program "
@@ -565,7 +570,7 @@ class Analysis:
     def _label(self, obj: Obj) -> str:
         if obj.where == "host":
             return f"{posixpath.basename(obj.path)} (to vendor, from {obj.label})"
-        return self.rel(obj.path)
+        return self.obj_rel(obj)
 
     def _too_new(self, obj: Obj, too_new: dict[str, list[str]]) -> None:
         # the finding is kept once per (file, library): skip the symbol scan when another process
@@ -587,7 +592,7 @@ class Analysis:
             named = [f"{s}@{v}" for v in sorted(versions) for s in symbols.get(v, [])]
             # one line naming the path once (the finding's path): the data fields keep everything
             vendored = ", as the copy to vendor" if obj.where == "host" else ""
-            self.add(finding(VERSION_TOO_NEW, self.rel(obj.path) if obj.where != "host" else obj.label,
+            self.add(finding(VERSION_TOO_NEW, self.obj_rel(obj) if obj.where != "host" else obj.label,
                              f"needs {newest} from {file}{vendored} ({self.rt.name} {self.rt.arch} provides {ceiling})"
                              f"{_symbols_text(named)}",
                              library=file, versions=sorted(versions), ceiling=ceiling, symbols=named),
@@ -605,7 +610,7 @@ class Analysis:
             return
         what = (f"strong references to{_symbols_text(strong).removeprefix(': symbols')} fail" if strong
                 else "symbols bound to it fail (unreadable symbol table)")
-        self.add(finding(VERSION_WEAK, self.rel(obj.path) if obj.where != "host" else obj.label,
+        self.add(finding(VERSION_WEAK, self.obj_rel(obj) if obj.where != "host" else obj.label,
                          f"needs {', '.join(sorted(weak))} from {file} as a weak version ({why}): ld.so starts it, but "
                          f"{what} when first called (at once with BIND_NOW) — not verified",
                          library=file, versions=sorted(weak), symbols=strong or []),
@@ -753,7 +758,9 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         started = (boot.program,) if boot.program else ()
         for f in checks.layout_findings(tree, rt, kind, fs=a.fs, mount=mount, started=started):
             a.add(f)
-        for f in __import__("packer.pyc", fromlist=["pyc_findings"]).pyc_findings(tree, rt):  # LP613
+        from packer.pyc import pyc_findings  # LP613: .pyc the zip's dates make stale (issue 23)
+
+        for f in pyc_findings(tree, rt):
             a.add(f)
         a.loader.seed({f.path: f.info for f in files if f.info is not None})
         a.name_symbols_ahead(files, stack)
