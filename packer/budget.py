@@ -45,8 +45,9 @@ VIA_S3 = define("LP503", Severity.INFO, "zip too large for an inline upload: pub
                 "to upload it inline")
 NOT_UNIX_ZIP = define("LP504", Severity.WARNING, "zip made on a non-Unix system: no Unix modes",
                       "every file lands without an exec bit; rebuild it with `layerpack build`")
-FLATTENED_COPIES = define("LP505", Severity.WARNING, "the same library stored several times (flattened symlinks)",
-                          "keep libx.so -> libx.so.1 -> libx.so.1.2.3 as symlinks: `layerpack build` stores links as links")
+FLATTENED_COPIES = define("LP505", Severity.WARNING, "the same library stored several times under its versioned names",
+                          "store the later names as symlinks to the first: `layerpack build --dedupe` "
+                          "(or `layerpack slim --dedupe`); Lambda restores links from the zip")
 ODD_METHOD = define("LP506", Severity.WARNING, "zip member compressed with a method other than deflate or store",
                     "rebuild with `layerpack build`; Lambda's unzip is only known to read deflate and stored members")
 
@@ -252,8 +253,11 @@ _SO = re.compile(r"^(?P<stem>.+?\.so)(?:\.[0-9][0-9A-Za-z_.+-]*)?$")
 
 
 def flattened_copies(tree: Tree, min_size: int = 4096) -> list[Finding]:
-    """Libraries stored once per name of their symlink chain (`libx.so`, `.so.1`, `.so.1.2.3` as three
-    identical files), the usual result of zipping without `-y`. Confirmed by content hash."""
+    """Libraries stored once per versioned name (`libx.so`, `.so.1`, `.so.1.2.3` as three identical
+    files), confirmed by content hash. Two causes, told apart only where the tree shows it: pip
+    writes real copies (a wheel cannot hold links: pyarrow's `libarrow_python.so*`), and zipping
+    without `-y` flattens a symlink chain. `layerpack build` keeps links but not copies, so the fix
+    named is `--dedupe`."""
     groups: dict[tuple[str, str, int], list[str]] = defaultdict(list)
     for e in tree.entries.values():
         if e.kind != FILE or e.size < min_size:
@@ -276,7 +280,15 @@ def flattened_copies(tree: Tree, min_size: int = 4096) -> list[Finding]:
             if len(same) > 1:
                 same.sort(key=len)
                 wasted = size * (len(same) - 1)
-                out.append(finding(FLATTENED_COPIES, same[-1],
-                                   f"{', '.join(same)} are {len(same)} identical copies ({wasted:,} bytes wasted)",
+                out.append(finding(FLATTENED_COPIES, same[-1], _copies_message(tree, same, wasted),
                                    copies=same, wasted=wasted))
     return out
+
+
+def _copies_message(tree: Tree, same: list[str], wasted: int) -> str:
+    names = ", ".join(same)
+    if tree.kind == "zip":
+        return (f"{names} are {len(same)} identical members ({wasted:,} bytes wasted): rebuild from the tree with "
+                "`layerpack build --dedupe` (if the tree holds them as symlinks, plain `layerpack build` keeps them)")
+    return (f"{names} are {len(same)} identical regular files, not links (how pip installs them: a wheel cannot "
+            f"hold links); `layerpack build` zips each of them ({wasted:,} bytes wasted) unless given --dedupe")

@@ -37,6 +37,7 @@ from packer.budget import Budget, Contributor
 from packer.elf.reader import read_elf
 from packer.errors import ElfError, InputError, PackageError, UsageError
 from packer.findings import Finding, Severity, define, finding
+from packer.pyc import pyc_findings
 from packer.tree import DIR, FILE, SPECIAL, SYMLINK, Tree, open_tree
 from packer.zipwrite import CountingSink, Member, get_backend, source_date_epoch, write_zip
 
@@ -51,6 +52,9 @@ OUTPUT_SKIPPED = define("LP513", Severity.INFO, "the output zip lies inside the 
 PLAIN_ZLIB = define("LP514", Severity.INFO, "zipped with plain zlib: zlib-ng is not installed here",
                     "pip install zlib-ng (wheels for x86_64 and aarch64) for about 2x faster builds; "
                     "the zip bytes then differ, as they do between any two deflate backends")
+
+DEDUPED = define("LP507", Severity.INFO, "identical copies in one directory stored as symlinks (--dedupe)",
+                 "nothing to fix: Lambda restores the links when it unpacks the layer")
 
 _ELF_MAGIC = b"\x7fELF"
 
@@ -198,6 +202,24 @@ def _dereference(host: Path, rel: str, members: list[Member], refusals: list[str
         refusals.append(f"{rel}: its target is a device, fifo or socket")
 
 
+def _dedupe_members(tree: Tree, p: ZipPlan) -> None:
+    """--dedupe: the members of later identical copies become symlinks to the first (a pure
+    `slim.dedupe` plan; the tree itself is never changed)."""
+    from packer.slim.dedupe import plan_dedupe
+
+    links = {k.path: k for k in plan_dedupe(tree, [m.name for m in p.members if m.kind == FILE]).links}
+    if not links:
+        return
+    for i, m in enumerate(p.members):
+        k = links.get(m.name)
+        if k is not None:
+            p.members[i] = Member(m.name, SYMLINK, 0o777, len(os.fsencode(k.target)), link=k.target)
+    saved = sum(k.saved for k in links.values())
+    first = min(links.values(), key=lambda k: os.fsencode(k.path))
+    p.findings.append(finding(DEDUPED, first.path, f"{len(links)} identical copies stored as symlinks, {saved:,} bytes "
+                              f"less unzipped (e.g. {first.path} -> {first.target})", links=len(links), saved=saved))
+
+
 def _refuse(origin: str, refusals: list[str]) -> PackageError:
     more = f" (and {len(refusals) - 3} more)" if len(refusals) > 3 else ""
     return PackageError(f"{origin}: {len(refusals)} entries cannot go into a layer: " + "; ".join(refusals[:3]) + more,
@@ -243,10 +265,11 @@ def _inside(root: Path, path: Path) -> str | None:
 def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: bool = False,
           force: bool = False, kind: str = "auto", runtime: str | None = None,
           progress: Callable[[int], None] | None = None, backend: str = "auto",
-          epoch: int | None = None) -> BuildResult:
+          epoch: int | None = None, dedupe: bool = False) -> BuildResult:
     """Zip `tree` (a directory, a zip to normalise, or a single program seen as `bootstrap`) into
     `out`, atomically. Raises PackageError for entries that cannot be in a layer, OverBudget when
-    the layer alone is over Lambda's limit (unless `force`). `epoch` defaults to SOURCE_DATE_EPOCH."""
+    the layer alone is over Lambda's limit (unless `force`). `epoch` defaults to SOURCE_DATE_EPOCH.
+    `dedupe`: later identical copies in one directory are stored as symlinks to the first."""
     if not 0 <= level <= 9:
         raise UsageError(f"compression level {level} is out of range", hint="use 0 (store) to 9 (smallest)")
     rt = _load_runtime(runtime, kind)
@@ -283,6 +306,10 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
                 p = plan(t, dereference=dereference, exclude=exclude)
                 if p.refusals:
                     raise _refuse(str(tree), p.refusals)
+                if dedupe:
+                    _dedupe_members(t, p)
+                # judged on the input: a directory's copies are real files (the message says so)
+                copies = [] if dedupe else budget_mod.flattened_copies(t)
                 b = budget_mod.budget(p.unzipped_size)
                 if b.over and not force:
                     raise OverBudget(f"{tree}: unzips to {b.total:,} bytes; Lambda's limit is {b.limit:,} "
@@ -303,7 +330,8 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
     findings.extend(budget_mod.upload_findings(str(out_path), stats.zipped_size))
     with open_tree(out_path) as zt:
         findings.extend(_layout(zt, rt, kind))
-        findings.extend(budget_mod.flattened_copies(zt))
+        findings.extend(copies)
+        findings.extend(pyc_findings(zt, rt))
     digest = file_sha256(out_path).digest()
     return BuildResult(out_path, digest.hex(), base64.b64encode(digest).decode("ascii"), stats.zipped_size,
                        stats.unzipped_size, stats.entries, findings, be.name)
@@ -404,6 +432,7 @@ def check(tree: str | Path, *, with_layers: Iterable[str | Path] = (), function:
     with t:
         findings.extend(_layout(t, rt, kind))
         findings.extend(budget_mod.flattened_copies(t))
+        findings.extend(pyc_findings(t, rt))
         contributors = budget_mod.contributors(t, depth=depth, top=top)
     others: list[Artefact] = []
     for role, paths in (("layer", layers), ("function", [function] if function else [])):

@@ -116,8 +116,8 @@ def _candidates(tree: Tree, tag: str | None) -> Iterator[tuple[str, str]]:
         if e.kind != FILE or not rel.endswith(".pyc"):
             continue
         src = pycache_source(rel)
-        if src is None or (tag is not None and src[1] != tag):
-            continue
+        if src is None or (tag is not None and src[1] != tag) or ".opt-" in rel.rsplit("/", 1)[-1]:
+            continue  # .opt-N.pyc are read only under -O / -OO
         s = tree.entries.get(src[0])
         if s is not None and s.kind == FILE:
             yield rel, src[0]

@@ -385,3 +385,64 @@ def test_an_estimate_near_the_inline_upload_limit_says_the_route_is_not_certain(
     (tree / "blob.bin").write_bytes(os.urandom(51 << 20))  # incompressible: zipped about 51 MiB
     text = cli("check", str(tree)).stdout
     assert "ESTIMATE" in text and f"within 10% of the {largest_inline_zip():,}-byte inline-upload limit" in text
+
+
+def _libz() -> Path:
+    """A real shared library every Debian system has (the copies below are made of it)."""
+    import ctypes.util
+
+    for d in ("/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64"):
+        hits = sorted(Path(d).glob("libz.so.1.*"))
+        if hits and not hits[-1].is_symlink():
+            return hits[-1]
+    pytest.fail(f"no libz.so.1.* found (ctypes says {ctypes.util.find_library('z')})")
+
+
+def _zlib_version(path: Path) -> str:
+    code = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); lib.zlibVersion.restype = ctypes.c_char_p; "
+            "print(lib.zlibVersion().decode())")
+    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def copies_tree(root: Path) -> Path:
+    """lib/libz.so, .so.1, .so.1.2.x: three real copies as pip writes them; plus near-misses that must
+    stay files: same size but one byte different, same bytes in another directory, same bytes with an
+    exec bit."""
+    data = _libz().read_bytes()
+    (root / "lib").mkdir(parents=True)
+    (root / "other").mkdir()
+    for name in ("libz.so", "libz.so.1", "libz.so.1.2.13"):
+        (root / "lib" / name).write_bytes(data)
+    (root / "lib" / "libz-patched.so.1").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    (root / "other" / "libz.so.1").write_bytes(data)
+    (root / "lib" / "libzexec.so").write_bytes(data)
+    os.chmod(root / "lib" / "libzexec.so", 0o755)
+    return root
+
+
+def test_dedupe_stores_identical_copies_as_links_that_still_load(tmp_path: Path, cli) -> None:
+    unzip = require_tool("unzip")
+    tree = copies_tree(tmp_path / "t")
+    size = (tree / "lib" / "libz.so").stat().st_size
+    plain = build(tree, tmp_path / "plain.zip")
+    lp505 = [f for f in plain.findings if f.code == "LP505"]
+    assert len(lp505) == 1 and "not links" in lp505[0].message and "--dedupe" in lp505[0].message
+    r = cli("build", str(tree), "-o", str(tmp_path / "d.zip"), "--dedupe", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    hit = [f for f in doc["findings"] if f["code"] == "LP507"]
+    assert len(hit) == 1 and hit[0]["data"]["links"] == 2 and "LP505" not in {f["code"] for f in doc["findings"]}
+    assert doc["unzipped_bytes"] == plain.unzipped_size - 2 * size + 2 * len("libz.so")
+    assert all(not p.is_symlink() for p in tree.rglob("*"))  # the input is never changed
+    out = tmp_path / "u"
+    subprocess.run([unzip, "-q", str(tmp_path / "d.zip"), "-d", str(out)], check=True)
+    assert {p.name: os.readlink(p) for p in out.rglob("*") if p.is_symlink()} == {"libz.so.1": "libz.so",
+                                                                                  "libz.so.1.2.13": "libz.so"}
+    version = _zlib_version(out / "lib" / "libz.so")
+    assert version[0].isdigit()
+    assert _zlib_version(out / "lib" / "libz.so.1") == _zlib_version(out / "lib" / "libz.so.1.2.13") == version
+    r = cli("check", str(tmp_path / "d.zip"), "--json")
+    assert "LP505" not in {f["code"] for f in json.loads(r.stdout)["findings"]}
+    assert json.loads(r.stdout)["target"]["unzipped_bytes"] == doc["unzipped_bytes"]

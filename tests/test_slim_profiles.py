@@ -178,9 +178,51 @@ def test_compile_pyc_precompiles_the_output(py_tree, tmp_path):
     import sys
 
     out = tmp_path / "out"
-    res = run_cli("slim", str(py_tree), "--profile", "python", "--runtime", "python3.12", "--compile-pyc", sys.executable,
+    runtime = "python%d.%d" % sys.version_info[:2]
+    res = run_cli("slim", str(py_tree), "--profile", "python", "--runtime", runtime, "--compile-pyc", sys.executable,
                   "--out", str(out))
     assert res.returncode == 0, res.stderr
     tag = sys.implementation.cache_tag
-    assert (out / "python" / "pkg" / "__pycache__" / f"__init__.{tag}.pyc").is_file()
+    pyc = out / "python" / "pkg" / "__pycache__" / f"__init__.{tag}.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 1  # PEP 552: hash-based, unchecked
     assert (out / "python" / "pkg-1.0.dist-info" / "METADATA").is_file()
+
+
+def test_compile_pyc_refuses_an_interpreter_of_another_version_in_one_line(py_tree, tmp_path):
+    import sys
+
+    other = "python3.10" if sys.version_info[:2] != (3, 10) else "python3.12"
+    res = run_cli("slim", str(py_tree), "--profile", "python", "--runtime", other, "--compile-pyc", sys.executable,
+                  "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    assert f"runs {other[6:]}" in res.stderr and not (tmp_path / "out").exists()
+    res = run_cli("slim", str(py_tree), "--profile", "python", "--runtime", "python3.99", "--compile-pyc",
+                  "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and "no python3.99 found" in res.stderr and not (tmp_path / "out").exists()
+    res = run_cli("slim", str(py_tree), "--profile", "python", "--compile-pyc", "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and "needs --runtime python3.X" in res.stderr
+
+def test_dedupe_plans_links_in_dry_run_and_writes_them_to_the_output_only(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_package import copies_tree
+
+    tree = copies_tree(tmp_path / "t")
+    size = (tree / "lib" / "libz.so").stat().st_size
+    res = run_cli("slim", str(tree), "--profile", "generic", "--dedupe", "--dry-run", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    links = {a["path"]: a["note"] for a in doc["actions"] if a["op"] == "link"}
+    assert links == {"lib/libz.so.1": "libz.so", "lib/libz.so.1.2.13": "libz.so"}
+    assert next(r for r in doc["rules"] if r["id"] == "dedupe")["saved"] == 2 * (size - len("libz.so"))
+    assert "LP614" in {f["code"] for f in doc["findings"]}
+    out = tmp_path / "out"
+    res = run_cli("slim", str(tree), "--profile", "generic", "--dedupe", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert {p.relative_to(out).as_posix(): os.readlink(p) for p in out.rglob("*") if p.is_symlink()} == links
+    assert not [p for p in tree.rglob("*") if p.is_symlink()]
+    code = "import ctypes, sys; ctypes.CDLL(sys.argv[1]).zlibVersion"
+    for name in links:
+        subprocess.run([sys.executable, "-c", code, str(out / name)], check=True, timeout=60)

@@ -100,7 +100,7 @@ def elf_tree(tmp_path_factory):
     shutil.copy2(tree / "lib" / "libf.so", tree / "pkg.libs" / "libf-0123abcd.so")
     subprocess.run([gcc, "-g", "-o", str(tree / "runner"), str(src)], check=True)
     with open(tree / "runner", "ab") as fh:
-        fh.write(b"CORE" * 4096)  # what save-lisp-and-die appends
+        fh.write(b"CORE" * 4096)  # bytes appended after the image (not a real SBCL core)
     return tree
 
 
@@ -125,6 +125,31 @@ def test_appended_payload_and_grafted_libs_are_never_stripped(elf_tree, tmp_path
     assert codes.get("LP601") == "runner" and codes.get("LP602") == "pkg.libs/libf-0123abcd.so"
     assert (out / "runner").read_bytes() == (elf_tree / "runner").read_bytes()
     assert (out / "pkg.libs" / "libf-0123abcd.so").read_bytes() == (elf_tree / "pkg.libs" / "libf-0123abcd.so").read_bytes()
+
+
+def test_lp601_names_the_data_only_when_it_is_known(elf_tree, tmp_path):
+    """A real SBCL executable is recognised by its core trailer; other bytes past the image (here
+    an appended blob, in numpy a patchelf relayout) are described without guessing what they are."""
+    sbcl = require_tool("sbcl")
+    tree = tmp_path / "t"
+    (tree / "bin").mkdir(parents=True)
+    shutil.copy2(elf_tree / "runner", tree / "bin" / "runner")
+    exe = tree / "bin" / "hello"
+    subprocess.run([sbcl, "--non-interactive", "--no-userinit", "--eval",
+                    f'(sb-ext:save-lisp-and-die "{exe}" :executable t :toplevel (lambda () (princ "hi") (terpri)))'],
+                   check=True, capture_output=True, timeout=300)
+    res = run_cli("slim", str(tree), "--profile", "generic", "--out", str(tmp_path / "out"), "--json", timeout=300)
+    assert res.returncode == 0, res.stderr
+    msgs = {f["path"]: f["message"] for f in json.loads(res.stdout)["findings"] if f["code"] == "LP601"}
+    assert "an SBCL core" in msgs["bin/hello"]
+    assert "16,384 bytes after the end of the ELF image" in msgs["bin/runner"] and "SBCL" not in msgs["bin/runner"]
+    ran = subprocess.run([str(tmp_path / "out" / "bin" / "hello")], capture_output=True, text=True, timeout=60)
+    assert ran.stdout.strip() == "hi"
+
+
+def test_numpy_modules_past_their_image_are_not_called_payloads(site):
+    msgs = [f["message"] for f in site["doc"]["findings"] if f["code"] == "LP601"]
+    assert msgs and all("SBCL" not in m and "raco" not in m and "payload" not in m for m in msgs)
 
 
 def test_in_place_changes_the_input_itself(elf_tree, tmp_path):

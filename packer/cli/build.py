@@ -24,6 +24,8 @@ from packer.zipwrite import BACKENDS
               help="Deflate level: 0 stores, 9 is smallest.")
 @click.option("--dereference", is_flag=True,
               help="Store the contents of links that are absolute or leave the tree instead of refusing them.")
+@click.option("--dedupe", is_flag=True,
+              help="Store later identical copies in one directory (pip's libx.so, .so.1, .so.1.2) as symlinks to the first.")
 @click.option("--force", is_flag=True, help="Write the zip even when it is over Lambda's 250 MB budget.")
 @click.option("--kind", type=click.Choice(KINDS), default="auto", show_default=True,
               help="What the layer is, for the layout checks.")
@@ -32,8 +34,8 @@ from packer.zipwrite import BACKENDS
               help="Deflate implementation (auto: zlib-ng when installed). Part of what makes bytes reproducible.")
 @options.json_output
 @click.pass_context
-def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference: bool, force: bool, kind: str,
-              runtime: str, backend: str, as_json: bool) -> None:
+def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference: bool, dedupe: bool, force: bool,
+              kind: str, runtime: str, backend: str, as_json: bool) -> None:
     """Zip TREE (a directory, a zip to normalise, or one program as bootstrap) into a layer zip.
 
     Entries sorted, one timestamp (SOURCE_DATE_EPOCH when set), modes 0644/0755 with exec bits
@@ -43,7 +45,7 @@ def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference:
     """
     with progress_bar(not as_json, "zipping") as progress:
         result = build(tree, out, level=level, dereference=dereference, force=force, kind=kind, runtime=runtime,
-                       progress=progress, backend=backend)
+                       progress=progress, backend=backend, dedupe=dedupe)
     code = EXIT_FINDINGS if any(f.severity >= Severity.ERROR for f in result.findings) else 0
     if as_json:
         emit_json("build", {

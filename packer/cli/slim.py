@@ -13,6 +13,7 @@ from packer.render import console, emit_json, human_bytes, print_findings
 from packer.slim import apply as slim_apply
 from packer.slim import plan as slim_plan
 from packer.slim import profiles
+from packer.slim.compile import AUTO, find_interpreter
 from packer.slim.plan import SlimOptions
 
 
@@ -34,21 +35,25 @@ from packer.slim.plan import SlimOptions
 @click.option("--beam-keep-chunk", "beam_chunks", multiple=True, metavar="ID",
               help="Extra BEAM chunk to keep (repeatable; replaces the profile's list, default Attr).")
 @options.runtime(default=None, help="Target runtime; python3.X keeps only that version's .pyc files.")
-@click.option("--compile-pyc", "compile_pyc", default=None, metavar="PYTHON",
-              help="Precompile .pyc in the output with this interpreter (must match the runtime's version).")
+@click.option("--compile-pyc", "compile_pyc", is_flag=False, flag_value=AUTO, default=None, metavar="[PYTHON]",
+              help="Write hash-based .pyc into the output with the runtime's Python (found from --runtime "
+                   "python3.X on PATH or in ~/.pyenv, or this interpreter, which must be that version).")
+@click.option("--dedupe", is_flag=True,
+              help="Identical copies in one directory (pip's libx.so, .so.1, .so.1.2) become symlinks to the first.")
 @options.out(help="Write the slimmed tree here.")
 @options.in_place
 @options.dry_run
 @options.json_output
 def slim_cmd(path: str, profile_name: str, tier: str, rule_files: tuple[str, ...], keep: tuple[str, ...],
              keep_apps: tuple[str, ...], mount_path: str, gzip_beams: bool | None, beam_chunks: tuple[str, ...],
-             runtime: str | None, compile_pyc: str | None, out: str | None, in_place: bool, dry_run: bool,
-             as_json: bool) -> None:
+             runtime: str | None, compile_pyc: str | None, dedupe: bool, out: str | None, in_place: bool,
+             dry_run: bool, as_json: bool) -> None:
     """Shrink an interpreter distribution or package tree with a rule profile.
 
     \b
     layerpack slim /usr/lib/erlang --profile erlang --mount-path /opt/erlang --out build/erlang
     layerpack slim python/ --profile python --dry-run
+    layerpack slim python/ --profile python --runtime python3.12 --compile-pyc --dedupe --out build/python
     """
     if not dry_run and not in_place and not out:
         raise UsageError("say where to write the result", hint="pass --out DIR, --in-place or --dry-run")
@@ -59,16 +64,19 @@ def slim_cmd(path: str, profile_name: str, tier: str, rule_files: tuple[str, ...
     for c in beam_chunks:
         if len(c) != 4 or not c.isascii():
             raise UsageError(f"--beam-keep-chunk {c!r}: a BEAM chunk id is 4 ASCII characters (Attr, Docs, Dbgi...)")
+    python = find_interpreter(compile_pyc, runtime) if compile_pyc else None
     prof = profiles.load(profile_name, tuple(rule_files))
     opts = SlimOptions(tier=tier, keep=keep, keep_apps=keep_apps, mount_path=posixpath.normpath(mount_path),
-                       beam_gzip=gzip_beams, beam_keep_chunks=beam_chunks or None, runtime=runtime)
+                       beam_gzip=gzip_beams, beam_keep_chunks=beam_chunks or None, runtime=runtime,
+                       compile_pyc=python is not None, dedupe=dedupe)
     plan = slim_plan(path, prof, opts)
     result = None
     if not dry_run:
-        result = slim_apply(plan, out, in_place=in_place, compile_pyc=compile_pyc)
+        result = slim_apply(plan, out, in_place=in_place, compile_pyc=python)
     if as_json:
         doc = plan.to_json()
         doc["dry_run"] = dry_run
+        doc["compile_pyc"] = python
         if result is not None:
             doc["result"] = {"out": str(result.out), "bytes_after": result.bytes_after, "files_after": result.files_after,
                              "elf_saved": result.elf_saved, "pyc_compiled": result.pyc_compiled,

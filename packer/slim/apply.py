@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,9 @@ from packer.elf.strip import strip_file
 from packer.errors import SlimError
 from packer.findings import Finding, finding
 from packer.slim import beam, otp
-from packer.slim.plan import ELF_ALIGN, REMOVE, REWRITE, STRIP_BEAM, STRIP_ELF, Action, SlimPlan
+from packer.slim.compile import compile_tree
+from packer.slim.dedupe import DedupePlan, Link, apply_dedupe
+from packer.slim.plan import ELF_ALIGN, LINK, REMOVE, REWRITE, STRIP_BEAM, STRIP_ELF, Action, SlimPlan
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def _remove_in_place(root: Path, paths: list[str]) -> None:
 def apply(plan: SlimPlan, out: str | Path | None = None, *, in_place: bool = False,
           compile_pyc: str | None = None, progress: Callable[[int], None] | None = None) -> ApplyResult:
     """Write the slimmed tree to `out` (must not exist or be empty), or change `plan.root` itself
-    when `in_place`. `compile_pyc` is a python interpreter to precompile the output with.
+    when `in_place`. `compile_pyc` is the interpreter (see slim.compile.find_interpreter) that writes
+    hash-based .pyc into the output.
     `out` appears whole or not at all: it is built in a sibling temporary and renamed."""
     src = Path(plan.root)
     removed = {a.path for a in plan.actions if a.op == REMOVE}
@@ -136,20 +138,11 @@ def _transform(plan: SlimPlan, dest: Path, compile_pyc: str | None,
             _write_atomic(p, new.encode("utf-8", "surrogateescape"))
         if progress:
             progress(1)
-    compiled = _compile(dest, compile_pyc) if compile_pyc else 0
+    links = [Link(a.path, a.note, a.before) for a in plan.actions if a.op == LINK]
+    if links:  # after stripping: both copies got the same treatment, apply_dedupe checks they still agree
+        apply_dedupe(dest, DedupePlan(tuple(links)))
+    compiled = compile_tree(dest, compile_pyc) if compile_pyc else 0
     return findings, elf_saved, compiled
-
-
-def _compile(root: Path, python: str) -> int:
-    """Precompile every .py with the target interpreter (its cache tag must match the runtime's)."""
-    exe = shutil.which(python) or python
-    try:
-        res = subprocess.run([exe, "-m", "compileall", "-q", "-j", "0", str(root)], capture_output=True, text=True, timeout=1800)
-    except OSError as exc:
-        raise SlimError(f"--compile-pyc {python}: {exc.strerror}") from exc
-    if res.returncode not in (0, 1):  # 1: some file did not compile (tests of py2 code...), not fatal
-        raise SlimError(f"--compile-pyc {python}: compileall failed: {res.stderr.strip()[:200]}")
-    return sum(1 for _ in root.rglob("*.pyc"))
 
 
 __all__ = ["apply", "ApplyResult", "tree_bytes", "Action"]
