@@ -55,8 +55,10 @@ def has_python(tree: Tree) -> bool:
 
 
 def has_node(tree: Tree, mount: str) -> bool:
+    """A Node tree: a layer's nodejs/, or node_modules/ at the root (a function's; in a layer LP422
+    says Node will not find it there, and its native files are judged as if it did)."""
     names = tree.entries
-    return "nodejs" in names or (mount != LAYER_MOUNT and "node_modules" in names)
+    return "nodejs" in names or "node_modules" in names
 
 
 def arch_evidence(tree: Tree, rt_name: str, mount: str, machines: dict[str, str]) -> tuple[str, str] | None:
@@ -71,9 +73,9 @@ def arch_evidence(tree: Tree, rt_name: str, mount: str, machines: dict[str, str]
         votes.extend((a or machines.get(rel, ""), rel) for a, rel in python_arch_evidence(tree, kind))
         votes = [(a, rel) for a, rel in votes if a]
     if has_node(tree, mount):
-        node = _nodeload()
-        if node is not None:
-            votes.extend(node.node_arch_evidence(tree))
+        from packer.nodeload import node_arch_evidence
+
+        votes.extend(node_arch_evidence(tree))
     if not votes:
         return None
     counts = Counter(a for a, _ in votes)
@@ -118,10 +120,10 @@ def _python(tree: Tree, version: str, rt: Runtime, kind: str, out: Selection) ->
 
 
 def _node(tree: Tree, rt: Runtime, out: Selection) -> None:
-    node = _nodeload()
-    if node is None:
-        return
-    native = node.node_native(tree, rt.arch, "glibc")
+    from packer.nodeload import node_native
+
+    major = re.match(r"nodejs(\d+)\.x$", rt.name)
+    native = node_native(tree, rt.arch, "glibc", node_major=int(major.group(1)) if major else None)
     for miss in native.missing:
         present = ", ".join(miss.present) or "none"
         out.findings.append(finding(NO_NODE_VARIANT, miss.group, f"{miss.group}: no native build for {miss.wanted} "
@@ -138,19 +140,10 @@ def _never_loaded(out: Selection, items: list[tuple[str, str, str]]) -> None:
         groups.setdefault(group, []).append((rel, why))
     for group, files in sorted(groups.items()):
         reasons = Counter(why for _, why in files)
-        reason = reasons.most_common(1)[0][0] + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+        reason = reasons.most_common(1)[0][0] + (f" (and {len(reasons) - 1} other reason{'s' if len(reasons) > 2 else ''})" if len(reasons) > 1 else "")
         n = len(files)
         out.findings.append(finding(NEVER_LOADED, group, f"{group}: {n} native file{'s' if n > 1 else ''} never loaded "
                                     f"here: {reason}", files=[r for r, _ in files]))
-
-
-def _nodeload():
-    """packer.nodeload, imported only for trees with Node modules."""
-    try:
-        import packer.nodeload as node
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return None
-    return node
 
 
 def _names(rel: str, info) -> set[str]:
