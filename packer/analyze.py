@@ -8,6 +8,7 @@ entry point: NIFs, plugins and vendored libraries fail on Lambda just as well.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import mmap  # here, not in _map: a forked child (name_symbols_ahead) imports nothing
 import posixpath
@@ -57,6 +58,9 @@ LOADER_STOPS = define("LP111", Severity.ERROR, "the loader stops at a file that 
                       "with the library's name): put the real library there (`git lfs pull`) or remove the file")
 ENV_UNMODELLED = define("LP112", Severity.WARNING, "bootstrap sets LD_LIBRARY_PATH in a way layerpack cannot follow",
                         "write it as `export LD_LIBRARY_PATH=/opt/lib:$LD_LIBRARY_PATH`, or pass the value with `analyze --env`")
+REUSED_ELSEWHERE = define("LP116", Severity.WARNING, "library found only if another module of the tree loaded it first",
+                          "ship the library where this module's own search finds it (beside it, or in a directory of "
+                          "its RPATH), so the outcome does not depend on which module is imported first")
 CPU_DEPENDENT = define("LP113", Severity.WARNING, "which library loads depends on the CPU (glibc-hwcaps or legacy hwcap subdirectory)",
                        "glibc searches glibc-hwcaps/x86-64-v4…v2 (and tls/, x86_64/, haswell/…) before the directory itself, "
                        "using those the CPU supports; keep one plain copy, or test on the CPUs your function may get")
@@ -198,7 +202,7 @@ class Report:
         }
 
 
-_UNVERIFIED = frozenset({"LP112", "LP113", "LP115", "LP203", "LP204", "LP206"})
+_UNVERIFIED = frozenset({"LP112", "LP113", "LP115", "LP116", "LP203", "LP204", "LP206"})
 _REPORTED = frozenset((MISSING, VENDORABLE, SHADOWED, UNLOADABLE))
 _MARK = "\0"  # no path or name holds a NUL: marks where a streamed array goes in the JSON head
 
@@ -304,6 +308,7 @@ class Analysis:
         self.loader = Loader(self.fs, self.ld_library_path, rt.default_dirs, machine=_ARCH_MACHINES[rt.arch], bits=64,
                              host_finder=self._host_find, hwcap_subdirs=self.hwcaps)
         self.findings: list[Finding] = []
+        self._also_by: dict[tuple[str, str], list[str]] = {}
         self._seen: set[tuple] = set()
         self._judged: set[tuple] = set()
         self._host_elf_cache: dict[str, ElfInfo | None] = {}
@@ -447,11 +452,15 @@ class Analysis:
             loaded_by = f" (loaded by {root_rel})" if e.requester != root.path else ""
             req_text = req + loaded_by
             where = f"{self.rt.name} {self.rt.arch}"
-            if e.status == MISSING:
+            if e.status in (MISSING, VENDORABLE) and self._reused_elsewhere(e, root, req, loaded_by):
+                pass
+            elif e.status == MISSING and (LIB_MISSING.code, req, e.name) in self._seen:
+                self._also_by.setdefault((req, e.name), []).append(root_rel)  # one line, counted
+            elif e.status == MISSING:
                 searched = ", ".join(s.dir for s in e.searched)
                 self.add(finding(LIB_MISSING, req, f"needs {e.name}{loaded_by}: not found on {where} nor on this machine "
-                                 f"(searched {searched})", library=e.name, searched=[s.dir for s in e.searched]),
-                         key=(LIB_MISSING.code, root.path, req, e.name))
+                                 f"(searched {searched})", library=e.name, searched=[s.dir for s in e.searched],
+                                 loaded_by=root_rel), key=(LIB_MISSING.code, req, e.name))
             elif e.status == VENDORABLE and (LIB_VENDORABLE.code, req, e.name) not in self._seen:
                 # (not made again when kept from an earlier process: 2,539 made for 1,040 kept on /usr/lib/x86_64-linux-gnu)
                 self.add(finding(LIB_VENDORABLE, req, f"needs {e.name}{loaded_by}: not on {where}; this machine has {e.host_path}",
@@ -470,6 +479,44 @@ class Analysis:
                 self.add(finding(UNLOADABLE_CANDIDATE, self.rel(path), f"{self.rel(path)} is skipped by the loader: {why}"),
                          key=(UNLOADABLE_CANDIDATE.code, path))
         self.version_findings(proc)
+
+    def fold_repeats(self) -> None:
+        """A library missing for one requester is one LP101 line however many roots load that
+        requester (numpy.libs/libgfortran is loaded by 34 scipy modules): the first root is named,
+        the others counted (`data.also_loaded_by`)."""
+        for i, f in enumerate(self.findings):
+            more = self._also_by.get((f.path, f.data.get("library"))) if f.code == LIB_MISSING.code else None
+            if more:
+                first = f"(loaded by {f.data['loaded_by']})"
+                text = f.message.replace(first, f"{first[:-1]} and {len(more)} more)", 1)
+                self.findings[i] = dataclasses.replace(f, message=text, data={**f.data, "also_loaded_by": more})
+
+    def note_tree_objects(self, processes: list[Process]) -> None:
+        """The tree's files some process loads, by the names a DT_NEEDED can match (file name
+        and soname), for `_reused_elsewhere`."""
+        self._tree_names: dict[str, str] = {}
+        for p in processes:
+            for o in p.objects:
+                if o.where == "tree" and o.info is not None:
+                    for name in (posixpath.basename(o.real or o.path), o.info.soname):
+                        if name:
+                            self._tree_names.setdefault(name, o.real or o.path)
+
+    def _reused_elsewhere(self, e: Edge, root: Obj, req: str, loaded_by: str) -> bool:
+        """A library dlopen'd into an interpreter (a Python extension, a Node addon) whose own
+        search misses a name another of the tree's modules loads: ld.so reuses an object already
+        loaded under that name, so it works when that module is loaded first in the same process
+        (scipy imports numpy, whose numpy.libs/ holds the same libquadmath-<hash>.so). Import order
+        is not known statically: not verified, never an error or a pass. Programs are processes of
+        their own and get no such help."""
+        other = getattr(self, "_tree_names", {}).get(e.name)
+        if other is None or (root.info is not None and root.info.is_program):
+            return False
+        self.add(finding(REUSED_ELSEWHERE, req, f"needs {e.name}{loaded_by}: its own search does not find it; "
+                         f"{self.rel(other)} has that name and is loaded by another module of the tree, and ld.so "
+                         "reuses it only if that module is loaded first in the same process — not verified",
+                         library=e.name, other=self.rel(other)), key=(REUSED_ELSEWHERE.code, req, e.name))
+        return True
 
     def _cpu_dependent(self, e: Edge, root: Obj) -> None:
         alts = ", ".join(e.hwcaps)
@@ -766,8 +813,10 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
         a.name_symbols_ahead(files, stack)
         wrapped = {boot.loader_exec.program: boot.loader_exec} if boot.loader_exec else {}
         processes = a.simulate(files, wrapped=wrapped)
+        a.note_tree_objects(processes)
         for p in processes:
             a.process_findings(p)
+        a.fold_repeats()
         from packer.payloads import payload_findings  # archives a package unpacks at run time (LP114/LP115/LP308)
 
         for f in payload_findings(tree, rt, fs=a.fs):

@@ -29,6 +29,9 @@ NO_NODE_VARIANT = define("LP311", Severity.ERROR, "native Node module has no bui
                          "(or run npm on the target architecture)")
 NEVER_LOADED = define("LP117", Severity.INFO, "native files for other platforms or interpreters: never loaded here",
                       "nothing to do; `layerpack slim` can remove them to save space")
+WRONG_NODE = define("LP312", Severity.ERROR, "native Node module built for another Node than the runtime's",
+                    "rebuild it with the runtime's Node (`npm rebuild` under Node 22 for nodejs22.x), or install a "
+                    "Node-API build; pick the runtime its Node-API version needs")
 OTHER_PYTHON_ONLY = define("LP429", Severity.ERROR, "python layer code is only in site-packages of another Python version",
                            "install into python/ (pip install --target python) or python/lib/python3.X/site-packages "
                            "of the runtime's version")
@@ -131,6 +134,40 @@ def _node(tree: Tree, rt: Runtime, out: Selection) -> None:
                                     package=miss.group, wanted=miss.wanted, present=list(miss.present)))
     _never_loaded(out, [(u.rel, u.group, u.why) for u in native.unloaded])
     out.unloaded.update(u.rel for u in native.unloaded)
+    # node-gyp's intermediate copies (build/Release/obj.target/x.node): bindings and node-gyp-build
+    # load build/Release/x.node only
+    out.unloaded.update(e.path for e in tree.files() if "/obj.target/" in e.path and e.path.endswith(".node"))
+    if major:
+        _node_versions(tree, int(major.group(1)), out)
+
+
+def _node_versions(tree: Tree, node_major: int, out: Selection) -> None:
+    """LP312 for each addon Node would pick that this Node refuses (packer.nodeabi)."""
+    from packer.nodeabi import refusal
+
+    for e in tree.files():
+        if not e.path.endswith(".node") or e.path in out.unloaded or "node_modules/" not in e.path:
+            continue
+        data = _bytes(tree, e.path)
+        why = refusal(data, node_major) if data is not None and data[:4] == b"\x7fELF" else None
+        if why:
+            out.findings.append(finding(WRONG_NODE, e.path, why, node=node_major))
+
+
+def _bytes(tree: Tree, rel: str):
+    """The file's bytes (an mmap for a file on disk: @swc/core's addon is 50 MB), None if unreadable."""
+    import mmap
+
+    from packer.errors import InputError
+
+    try:
+        host = tree.host_path(rel)
+        if host is None:
+            return tree.read_bytes(rel)
+        with open(host, "rb") as fh:
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, InputError):
+        return None
 
 
 def _never_loaded(out: Selection, items: list[tuple[str, str, str]]) -> None:

@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from packer import nodeabi
 from packer.errors import InputError
 from packer.tree import Tree
 
@@ -32,9 +33,9 @@ from packer.tree import Tree
 NODE_CPU = {"x86_64": "x64", "arm64": "arm64"}
 # ELF e_machine -> Lambda arch (the only two machines Lambda runs).
 E_MACHINE_ARCH = {62: "x86_64", 183: "arm64"}
-# NODE_MODULE_VERSION of each Node major (Node's doc/abi_version_registry.json), what an `abi<N>`
-# prebuild tag is compared with. A major not listed here leaves abi tags undecided.
-NODE_ABI = {16: "93", 18: "108", 20: "115", 22: "127", 24: "137"}
+# NODE_MODULE_VERSION of each Node major, what an `abi<N>` prebuild tag is compared with. A major
+# not listed there leaves abi tags undecided.
+NODE_ABI = {major: str(abi) for major, abi in nodeabi.NODE_ABI.items()}
 UV_MAJOR = "1"  # libuv 1.x in every Node that has N-API
 NODE_GYP_BUILD = "node-gyp-build"
 NODE_GYP_BUILD_STRICT = "node-gyp-build-optional-packages"  # its fork demands a runtime tag

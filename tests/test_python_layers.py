@@ -28,11 +28,11 @@ def interpreter(version: str) -> str | None:
     a pyenv build."""
     if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
         return sys.executable
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
     builds = sorted(glob.glob(str(Path.home() / ".pyenv" / "versions" / f"{version}.*" / "bin" / f"python{version}")))
-    return builds[-1] if builds else None
+    if builds:
+        return builds[-1]
+    found = shutil.which(f"python{version}")  # not a pyenv shim: it may run another version
+    return found if found and "/shims/" not in found else None
 
 
 def pip_layer(dest: Path, requirement: str, python: str, arch: str = "x86_64", site: str = "python") -> Path:
@@ -45,7 +45,8 @@ def pip_layer(dest: Path, requirement: str, python: str, arch: str = "x86_64", s
                         capture_output=True, text=True)
     assert dl.returncode == 0, f"pip download {requirement} failed (needs PyPI): {dl.stderr[-500:]}"
     inst = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(CACHE),
-                           "--target", str(dest / site), *flags, requirement], capture_output=True, text=True)
+                           "--ignore-requires-python", "--target", str(dest / site), *flags, requirement],
+                          capture_output=True, text=True)
     assert inst.returncode == 0, inst.stderr[-500:]
     return dest
 
@@ -158,3 +159,26 @@ def test_musllinux_wheel_on_a_glibc_runtime_is_an_error_as_the_import_fails(tmp_
     assert not ok and "No module named 'orjson.orjson'" in why
     rc, doc = analyze_json(layer, "python3.11")
     assert rc == 1 and [(f["code"], f["data"]["built_for"]) for f in errors(doc)] == [("LP310", "CPython 3.11 x86_64 musl")]
+
+
+def test_a_library_another_module_loads_first_is_not_verified_and_missing_everywhere_is_an_error(tmp_path: Path) -> None:
+    """scipy 1.7.3 and numpy (cp310) graft the same libquadmath-<hash>.so. Without scipy's copy,
+    scipy.libs/libgfortran still works in Python because scipy imports numpy first, whose copy ld.so
+    reuses by name: analyze cannot know the import order, so it says "not verified" (LP116, no
+    error). Without both copies the import fails and analyze says LP101."""
+    layer = pip_layer(tmp_path / "layer", "scipy==1.7.3", "3.10")
+    for lib in (layer / "python" / "scipy.libs").glob("libquadmath-*"):
+        lib.unlink()
+    ok, why = judge_import(layer, "3.10", "scipy.linalg")
+    assert ok, why
+    rc, doc = analyze_json(layer, "python3.10")
+    assert rc == 0 and errors(doc) == []
+    assert {f["code"] for f in doc["findings"] if f["severity"] == "warning"} >= {"LP116"}
+    assert doc["summary"]["unverified"] >= 1
+    for lib in (layer / "python" / "numpy.libs").glob("libquadmath-*"):
+        lib.unlink()
+    ok, why = judge_import(layer, "3.10", "scipy.linalg")
+    assert not ok and "libquadmath" in why
+    rc, doc = analyze_json(layer, "python3.10")
+    assert rc == 1 and {f["code"] for f in errors(doc)} == {"LP101"}
+    assert all("libquadmath" in f["data"]["library"] for f in errors(doc))

@@ -148,3 +148,56 @@ def _symbols_with(data, e: str, versym: int, count: int, wanted: set[int]) -> li
                     at = data.find(pattern, at + 1, end)
     hits.sort()
     return hits
+
+
+def defined_symbols(data, names: set[str], prefixes: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """{name: the first 16 bytes at its address} of the defined dynamic symbols named in `names` or
+    starting with one of `prefixes` ({} when the file has no section headers or is malformed).
+    Why the bytes: a Node addon says which Node-API version it needs only in the code of
+    `node_api_module_get_api_version_v1` (`return 10;`), and which Node ABI it was built for in
+    the name `node_register_module_v115`."""
+    try:
+        return _defined(data, names, prefixes)
+    except (struct.error, IndexError, ValueError, OverflowError):
+        return {}
+
+
+def _defined(data, names: set[str], prefixes: tuple[str, ...]) -> dict[str, bytes]:
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return {}
+    is64, e = data[4] == 2, "<" if data[5] == 1 else ">"
+    shoff = struct.unpack_from(e + ("Q" if is64 else "I"), data, 40 if is64 else 32)[0]
+    shentsize, shnum = struct.unpack_from(e + "HH", data, 58 if is64 else 46)
+    if not shoff or not shnum or shoff + shnum * shentsize > len(data):
+        return {}
+    fmt = e + ("IIQQQQIIQQ" if is64 else "IIIIIIIIII")
+    sections = [struct.unpack_from(fmt, data, shoff + i * shentsize) for i in range(shnum)]
+    dynsym = next((s for s in sections if s[1] == SHT_DYNSYM), None)
+    if dynsym is None or dynsym[6] >= len(sections):
+        return {}
+    strtab = sections[dynsym[6]]
+    str_start, str_end = strtab[4], strtab[4] + strtab[5]
+    entsize = dynsym[9] or (24 if is64 else 16)
+    out: dict[str, bytes] = {}
+    for i in range(1, min(dynsym[5] // entsize, MAX_SYMBOLS)):
+        base = dynsym[4] + i * entsize
+        if is64:
+            st_name, _info, _other, st_shndx, st_value = struct.unpack_from(e + "IBBHQ", data, base)
+        else:
+            st_name, st_value, _size, _info, _other, st_shndx = struct.unpack_from(e + "IIIBBH", data, base)
+        if st_shndx == SHN_UNDEF or st_name >= strtab[5]:
+            continue
+        name = _cstr(data, str_start + st_name, str_end)
+        if name in names or (prefixes and name.startswith(prefixes)):
+            out[name] = _code_at(data, sections, st_value)
+    return out
+
+
+def _code_at(data, sections, vaddr: int) -> bytes:
+    """16 bytes of the file at a virtual address, through the section that holds it."""
+    for s in sections:
+        addr, off, size = s[3], s[4], s[5]
+        if s[1] != 8 and addr <= vaddr < addr + size:  # not SHT_NOBITS
+            start = off + vaddr - addr
+            return bytes(data[start:start + 16])
+    return b""
