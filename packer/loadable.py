@@ -32,6 +32,9 @@ NEVER_LOADED = define("LP117", Severity.INFO, "native files for other platforms 
 WRONG_NODE = define("LP312", Severity.ERROR, "native Node module built for another Node than the runtime's",
                     "rebuild it with the runtime's Node (`npm rebuild` under Node 22 for nodejs22.x), or install a "
                     "Node-API build; pick the runtime its Node-API version needs")
+OTHER_NODE_ONLY = define("LP430", Severity.ERROR, "node layer modules are only in nodejs/nodeNN/node_modules of another Node",
+                         "put them in nodejs/node_modules (every nodejs runtime) or nodejs/nodeNN/node_modules of the "
+                         "runtime's own Node major")
 OTHER_PYTHON_ONLY = define("LP429", Severity.ERROR, "python layer code is only in site-packages of another Python version",
                            "install into python/ (pip install --target python) or python/lib/python3.X/site-packages "
                            "of the runtime's version")
@@ -134,11 +137,41 @@ def _node(tree: Tree, rt: Runtime, out: Selection) -> None:
                                     package=miss.group, wanted=miss.wanted, present=list(miss.present)))
     _never_loaded(out, [(u.rel, u.group, u.why) for u in native.unloaded])
     out.unloaded.update(u.rel for u in native.unloaded)
+    if major:
+        _other_node_dirs(tree, int(major.group(1)), out)
     # node-gyp's intermediate copies (build/Release/obj.target/x.node): bindings and node-gyp-build
     # load build/Release/x.node only
     out.unloaded.update(e.path for e in tree.files() if "/obj.target/" in e.path and e.path.endswith(".node"))
     if major:
         _node_versions(tree, int(major.group(1)), out)
+
+
+_NODE_DIR = re.compile(r"^nodejs/node(\d+)/node_modules(?:/|$)")
+
+
+def _other_node_dirs(tree: Tree, node_major: int, out: Selection) -> None:
+    """nodejsNN.x puts /opt/nodejs/nodeNN/node_modules and /opt/nodejs/node_modules on NODE_PATH,
+    no other major's directory: what is there is never required (LP117), and a layer with modules
+    only there fails every require (LP430). Layers for several runtimes hold one per major."""
+    others: dict[str, list[str]] = {}
+    own = False
+    for e in tree.files():
+        m = _NODE_DIR.match(e.path)
+        if m and int(m.group(1)) != node_major:
+            others.setdefault(m.group(0).rstrip("/"), []).append(e.path)
+        elif m or e.path.startswith("nodejs/node_modules/"):
+            own = True
+    if not others:
+        return
+    if not own:
+        dirs = sorted(others)
+        out.findings.append(finding(OTHER_NODE_ONLY, dirs[0], f"{', '.join(dirs)} is not on nodejs{node_major}.x's NODE_PATH "
+                                    f"(/opt/nodejs/node{node_major}/node_modules, /opt/nodejs/node_modules), and the layer "
+                                    "has no other node modules: require() fails", directories=dirs))
+    native = [(rel, d, f"not on nodejs{node_major}.x's NODE_PATH") for d, rels in others.items() for rel in rels
+              if rel.endswith((".node", ".so")) or ".so." in rel]
+    _never_loaded(out, [n for n in native if n[0] not in out.unloaded])
+    out.unloaded.update(rel for d, rels in others.items() for rel in rels)
 
 
 def _node_versions(tree: Tree, node_major: int, out: Selection) -> None:

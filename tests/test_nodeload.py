@@ -447,3 +447,23 @@ def test_analyze_of_an_arm64_install_targets_arm64_without_being_told(arm64: Pat
     assert not [f for f in doc["findings"] if f["code"] in ("LP301", "LP302", "LP311")]
     # @sparticuz/chromium ships x86_64 Chromium only: on arm64 its payload cannot run (LP308)
     assert {f["code"] for f in doc["findings"] if f["severity"] == "error"} == {"LP308"} and rc == 1
+
+
+def test_modules_only_in_another_nodes_directory_fail_as_require_does(x64: Path, tmp_path: Path) -> None:
+    """nodejs22.x's NODE_PATH holds /opt/nodejs/node22/node_modules and /opt/nodejs/node_modules,
+    not node20's: real Node with that NODE_PATH cannot require what a node20/ directory holds."""
+    layer = tmp_path / "layer"
+    shutil.copytree(x64 / "node_modules", layer / "nodejs" / "node20" / "node_modules", symlinks=True)
+    node_path = {major: f"{layer}/nodejs/node{major}/node_modules:{layer}/nodejs/node_modules" for major in (20, 22)}
+    script = "require('@parcel/watcher')"
+    for major, works in ((20, True), (22, False)):
+        res = subprocess.run(["node", "-e", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "NODE_PATH": node_path[major]})
+        assert (res.returncode == 0) is works, res.stderr
+        rc, doc = _analyze(layer, "--runtime", f"nodejs{major}.x")
+        codes = [f["code"] for f in doc["findings"] if f["severity"] == "error"]
+        assert (rc, codes) == ((0, []) if works else (1, ["LP430"])), major
+    # a layer for several runtimes holds one directory per major: nothing is wrong for nodejs22.x
+    shutil.copytree(x64 / "node_modules", layer / "nodejs" / "node22" / "node_modules", symlinks=True)
+    rc, doc = _analyze(layer, "--runtime", "nodejs22.x")
+    assert rc == 0 and any(f["code"] == "LP117" and f["path"] == "nodejs/node20/node_modules" for f in doc["findings"])
