@@ -44,7 +44,7 @@ _PYTHON_RUNTIME = re.compile(r"python(3\.\d+)$")
 
 @dataclass
 class Selection:
-    """The files analyze must not treat as loaded, the findings that say why, and arch evidence."""
+    """The files analyze must not treat as loaded, and the findings that say why."""
 
     unloaded: set[str] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
@@ -56,11 +56,10 @@ def python_version(rt_name: str) -> str | None:
 
 
 def has_python(tree: Tree) -> bool:
-    e = tree.entries.get("python")
-    return e is not None
+    return "python" in tree.entries
 
 
-def has_node(tree: Tree, mount: str) -> bool:
+def has_node(tree: Tree) -> bool:
     """A Node tree: a layer's nodejs/, or node_modules/ at the root (a function's; in a layer LP422
     says Node will not find it there, and its native files are judged as if it did)."""
     names = tree.entries
@@ -78,7 +77,7 @@ def arch_evidence(tree: Tree, rt_name: str, mount: str, machines: dict[str, str]
 
         votes.extend((a or machines.get(rel, ""), rel) for a, rel in python_arch_evidence(tree, kind))
         votes = [(a, rel) for a, rel in votes if a]
-    if has_node(tree, mount):
+    if has_node(tree):
         from packer.nodeload import node_arch_evidence
 
         votes.extend(node_arch_evidence(tree))
@@ -99,7 +98,7 @@ def select(tree: Tree, rt: Runtime, mount: str) -> Selection:
     version = python_version(rt.name)
     if version and (kind == "function" or has_python(tree)):
         _python(tree, version, rt, kind, out)
-    if has_node(tree, mount) and rt.family in ("nodejs", "node", "provided"):
+    if has_node(tree) and rt.family in ("node", "provided"):
         _node(tree, rt, out)
     return out
 
