@@ -380,6 +380,7 @@ class Analysis(VersionFindings):
         # those another file needs only if no chain reached them
         libraries = [f for f in usable if not f.info.is_program and f.path not in needed] + \
                     [f for f in usable if not f.info.is_program and f.path in needed]
+        bundled_rtld = self._bundled_loaders(usable)
         for f in programs + libraries:
             if not f.info.is_program and f.path in covered:
                 continue
@@ -387,7 +388,9 @@ class Analysis(VersionFindings):
             if found is None or found.where != "tree":
                 continue
             loader = self.loader
-            interp = None
+            # a library beside a bundled dynamic loader (`vendor --bundle-libc`, a shipped glibc) is
+            # loaded by processes that loader runs, never by the runtime's
+            interp = None if f.info.is_program else _in_bundle(f.path, bundled_rtld)
             if f.path in wrapped:
                 run = wrapped[f.path]
                 interp = run.loader
@@ -405,6 +408,14 @@ class Analysis(VersionFindings):
             covered.update(o.real for o in proc.objects)
             covered.update(o.path for o in proc.objects)
         return processes
+
+    def _bundled_loaders(self, files: list[ElfFile]) -> dict[str, str]:
+        """{directory: path} of the tree's copies of the dynamic loader (an object whose soname is
+        the runtime loader's name): the glibc bundle's libraries (and its gconv/ modules below)
+        run under that one."""
+        name = posixpath.basename(self.rt.loader)
+        return {posixpath.dirname(f.path): f.path for f in files
+                if f.info is not None and f.info.soname == name and not f.info.needed}
 
     def process_findings(self, proc: Process) -> None:
         root = proc.root
@@ -506,6 +517,16 @@ class Analysis(VersionFindings):
         if obj.where == "host":
             return f"{posixpath.basename(obj.path)} (to vendor, from {obj.label})"
         return self.obj_rel(obj)
+
+
+def _in_bundle(path: str, loaders: dict[str, str]) -> str | None:
+    """The bundled loader of the directory `path` is in, or of one above it (glibc's gconv/)."""
+    d = posixpath.dirname(path)
+    while loaders and d not in ("", "/"):
+        if d in loaders:
+            return loaders[d]
+        d = posixpath.dirname(d)
+    return None
 
 
 NAMES_AHEAD_MIN = 64  # ELF files: below this, the scan costs less than a fork

@@ -27,6 +27,8 @@ from packer.tree import FILE, Tree
 # `name.TAG.so`: the tag forms CPython and PyPy have used on POSIX systems
 _TAGGED = re.compile(r"^(?P<mod>[A-Za-z_]\w*)\.(?P<tag>cpython-(?P<ver>3\d+)(?P<abiflags>[a-z]*)-(?P<plat>[\w-]+)"
                      r"|abi3|pypy\d*-pp\d+-[\w-]+|cpython-3\d+[a-z]*-darwin)\.so$")
+# `name[.TAG].pyd`: a Windows extension module (pip on Windows, or --platform win_amd64)
+_WINDOWS = re.compile(r"^(?P<mod>[A-Za-z_]\w*)(?:\.(?P<tag>[\w-]+))?\.pyd$")
 _SITE = re.compile(r"^python/lib/python(?P<ver>3\.\d+)/site-packages(?:/|$)")
 _ARCH_TRIPLET = {"x86_64": "x86_64", "arm64": "aarch64"}
 _TRIPLET_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
@@ -79,6 +81,8 @@ def import_root(rel: str, mount_kind: str) -> tuple[str, str] | None:
 
 def describe_tag(tag: str) -> str:
     """A module tag in words: 'CPython 3.11 x86_64', 'CPython 3.12 aarch64 musl', 'PyPy', 'macOS'."""
+    if tag.startswith("windows-"):
+        return "Windows"
     m = re.fullmatch(r"cpython-3(\d+)([a-z]*)-([\w-]+)", tag)
     if not m:
         return "PyPy" if tag.startswith("pypy") else tag
@@ -113,12 +117,13 @@ def python_native(tree: Tree, version: str, arch: str, mount_kind: str = "layer"
             continue
         own_code = own_code or rel.endswith((".py", ".so"))
         base = rel.rsplit("/", 1)[-1]
-        m = _TAGGED.match(base)
+        m = _TAGGED.match(base) or _WINDOWS.match(base)
         if m is None:
             continue
-        ok = any(base.endswith(s) for s in wanted[:2])
+        windows = base.endswith(".pyd")
+        ok = not windows and any(base.endswith(s) for s in wanted[:2])
         key = (rel[: len(rel) - len(base)], m.group("mod"))
-        variants.setdefault(key, []).append((rel, m.group("tag"), ok))
+        variants.setdefault(key, []).append((rel, f"windows-{m.group('tag') or ''}" if windows else m.group("tag"), ok))
     missing: dict[str, list[tuple[str, str]]] = {}
     for (directory, _mod), vs in variants.items():
         importable = any(ok for _, _, ok in vs)

@@ -37,7 +37,7 @@ def test_racket_example_script_succeeds(ran):
 
 def test_racket_vm_needs_glibc_235_and_the_symbol_is_named(ran):
     proc, _ = ran
-    assert "lib/plt/racketcs-8.7 needs GLIBC_2.35 from libm.so.6" in said(proc)
+    assert "lib/plt/racketcs-8.7: needs GLIBC_2.35 from libm.so.6" in said(proc)
     assert "hypot@GLIBC_2.35" in said(proc)
 
 

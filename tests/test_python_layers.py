@@ -20,7 +20,8 @@ import pytest
 from tests.conftest import run_cli
 
 CACHE = Path(os.environ.get("LAYERPACK_WHEEL_CACHE", Path.home() / ".cache" / "layerpack-test" / "wheels"))
-PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64", "musl": "musllinux_1_2_x86_64"}
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64", "musl": "musllinux_1_2_x86_64",
+             "windows": "win_amd64", "macos": "macosx_11_0_arm64"}
 
 
 def interpreter(version: str) -> str | None:
@@ -182,3 +183,13 @@ def test_a_library_another_module_loads_first_is_not_verified_and_missing_everyw
     rc, doc = analyze_json(layer, "python3.10")
     assert rc == 1 and {f["code"] for f in errors(doc)} == {"LP101"}
     assert all("libquadmath" in f["data"]["library"] for f in errors(doc))
+
+
+@pytest.mark.parametrize("platform,built_for", [("windows", "Windows"), ("macos", "CPython 3.11 macOS")])
+def test_a_layer_pip_built_on_windows_or_macos_is_an_error_as_the_import_fails(tmp_path: Path, platform: str,
+                                                                                 built_for: str) -> None:
+    layer = pip_layer(tmp_path / "layer", PYDANTIC_CORE, "3.11", arch=platform)
+    ok, why = judge_import(layer, "3.11", "pydantic_core")
+    assert not ok and "No module named 'pydantic_core._pydantic_core'" in why
+    rc, doc = analyze_json(layer, "python3.11")
+    assert rc == 1 and [(f["code"], f["data"]["built_for"]) for f in errors(doc)] == [("LP310", built_for)]
