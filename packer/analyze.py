@@ -586,6 +586,12 @@ def cycle_collector_paused():
             gc.enable()
 
 
+# Emitted below (and by `invoke`, which shows the same line): runtimes.toml's `deprecated` date has come.
+RUNTIME_DEPRECATED = define("LP431", Severity.WARNING, "target runtime is past its deprecation date",
+                            "move to a supported runtime (`layerpack runtimes` marks the deprecated ones): AWS no "
+                            "longer patches it and will later block creating and updating functions on it")
+
+
 def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
             with_layers: tuple[str, ...] = (), sysroot: str | Path | None = None, kind: str = "auto",
             progress: Callable[[int], None] | None = None, env: dict[str, str] | None = None,
@@ -622,12 +628,14 @@ def analyze(path: str | Path, *, runtime: str | None = None, arch: str | None = 
                                                               if f.info}) if native_tree and not arch else None
         chosen_arch, source = pick_arch(files, arch, evidence, native_tree)
         rt = runtimes.load(name, chosen_arch)
+        deprecated = [finding(RUNTIME_DEPRECATED, "--runtime", w) for w in [runtimes.deprecation_warning(name)] if w]
         selection = loadable.select(tree, rt, mount)
         files = loadable.keep_loaded(files, selection.unloaded)
         boot = _boot_script(tree, mount, rt, env or {})
         llp = boot.env.get("LD_LIBRARY_PATH")
         a = Analysis(tree, rt, mount, extra, Path(sysroot) if sysroot else None, memo,
                      ld_library_path=tuple(llp.split(":")) if llp is not None else None)
+        a.findings += deprecated
         for line in boot.unmodelled:
             a.add(finding(ENV_UNMODELLED, "bootstrap", f"bootstrap sets the library path with `{line}`, which layerpack "
                           "cannot expand: the libraries it adds are not verified", line=line))

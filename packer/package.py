@@ -265,11 +265,14 @@ def _inside(root: Path, path: Path) -> str | None:
 def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: bool = False,
           force: bool = False, kind: str = "auto", runtime: str | None = None,
           progress: Callable[[int], None] | None = None, backend: str = "auto",
-          epoch: int | None = None, dedupe: bool = False) -> BuildResult:
+          epoch: int | None = None, dedupe: bool = False,
+          progress_total: Callable[[int], None] | None = None) -> BuildResult:
     """Zip `tree` (a directory, a zip to normalise, or a single program seen as `bootstrap`) into
     `out`, atomically. Raises PackageError for entries that cannot be in a layer, OverBudget when
     the layer alone is over Lambda's limit (unless `force`). `epoch` defaults to SOURCE_DATE_EPOCH.
-    `dedupe`: later identical copies in one directory are stored as symlinks to the first."""
+    `dedupe`: later identical copies in one directory are stored as symlinks to the first.
+    `progress` is called with the bytes of each piece as it is zipped, once `progress_total` got
+    what they add up to (the unzipped size), so a bar can show how far along it is."""
     if not 0 <= level <= 9:
         raise UsageError(f"compression level {level} is out of range", hint="use 0 (store) to 9 (smallest)")
     rt = _load_runtime(runtime, kind)
@@ -316,6 +319,8 @@ def build(tree: str | Path, out: str | Path, *, level: int = 6, dereference: boo
                                      f"({b.total - b.limit + 1:,} bytes too many); no zip written",
                                      hint="slim the tree (`layerpack slim`), or --force to write it anyway")
                 findings.extend(p.findings)
+                if progress_total is not None:
+                    progress_total(p.unzipped_size)
                 stats = write_zip(p.members, fh, level=level, epoch=when, backend=be, progress=progress)
                 fh.flush()
                 os.fsync(fh.fileno())

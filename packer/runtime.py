@@ -7,7 +7,9 @@ of logic, and lets a user see exactly where each "provided" verdict comes from.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import os
 import posixpath
 import re
 from dataclasses import dataclass, field, replace
@@ -305,3 +307,43 @@ def all_runtimes() -> list[Runtime]:
         for arch in _catalogue()["runtime"][name]["arches"]:
             out.append(load(name, arch))
     return out
+
+
+# Deprecation: `deprecated = "YYYY-MM-DD"` in runtimes.toml is the date AWS's runtime table gives for
+# phase 1 (no more security patches). On that day and after, `runtimes`, `analyze`, `invoke` and
+# `publish` say so; the comparison is one pure function and "today" is read in one place.
+TODAY_ENV = "LAYERPACK_TODAY"
+
+
+def today() -> datetime.date:
+    """The date deprecation is judged on: `datetime.date.today()`, unless LAYERPACK_TODAY=YYYY-MM-DD
+    is set. That variable is a testing aid (tests pin the day before, of and after a deprecation
+    date); a malformed value is a usage error rather than a silently ignored one."""
+    text = os.environ.get(TODAY_ENV, "").strip()
+    if not text:
+        return datetime.date.today()
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{TODAY_ENV}={text!r}: expected a date as YYYY-MM-DD") from None
+
+
+def deprecated_since(deprecated: str | None, on: datetime.date) -> str | None:
+    """The deprecation date (YYYY-MM-DD) when `on` is that day or later, else None; a missing or
+    malformed date in the data counts as not deprecated (the data is informational)."""
+    if not deprecated or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(deprecated)):
+        return None
+    try:
+        date = datetime.date.fromisoformat(str(deprecated))
+    except ValueError:
+        return None
+    return date.isoformat() if on >= date else None
+
+
+def deprecation_warning(name: str, on: datetime.date | None = None) -> str | None:
+    """The one-line warning `analyze` (LP431) and `invoke` give for runtime `name`, or None."""
+    spec = _catalogue().get("runtime", {}).get(name, {})
+    since = deprecated_since(spec.get("deprecated"), on or today())
+    if since is None:
+        return None
+    return f"runtime {name} is past its deprecation date ({since}): AWS no longer patches it"

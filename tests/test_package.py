@@ -446,3 +446,69 @@ def test_dedupe_stores_identical_copies_as_links_that_still_load(tmp_path: Path,
     r = cli("check", str(tmp_path / "d.zip"), "--json")
     assert "LP505" not in {f["code"] for f in json.loads(r.stdout)["findings"]}
     assert json.loads(r.stdout)["target"]["unzipped_bytes"] == doc["unzipped_bytes"]
+
+
+# -- the zipping bar has a total ----------------------------------------------------------------
+
+def test_build_progress_gets_the_total_before_the_bytes_it_adds_up_to(tmp_path: Path) -> None:
+    """The total `build` announces is what its progress calls add up to, and what Python's zipfile
+    reads back as the members' unzipped sizes (a link counts its target's length); with --dedupe
+    the copies it turns into links are not counted as copies."""
+    src = make_tree(tmp_path / "tree")
+    shutil.copy(src / "lib" / "libx.so.1.2.3", src / "lib" / "libx-copy.so.1.2.3")
+    for dedupe in (False, True):
+        events: list[tuple[str, int]] = []
+        out = tmp_path / f"layer-{dedupe}.zip"
+        build(src, out, dedupe=dedupe, progress=lambda n, seen=events: seen.append(("add", n)),
+              progress_total=lambda n, seen=events: seen.append(("total", n)))
+        with zipfile.ZipFile(out) as zf:
+            unzipped = sum(i.file_size for i in zf.infolist())
+        assert events[0] == ("total", unzipped) and [k for k, _ in events].count("total") == 1
+        assert sum(n for k, n in events if k == "add") == unzipped
+
+
+def test_build_bar_on_a_terminal_shows_the_total(tmp_path: Path) -> None:
+    require_tool("script")
+    src = tmp_path / "tree"
+    src.mkdir()
+    (src / "blob").write_bytes(os.urandom(12_000_000))
+    cmd = f"layerpack build {src} -o {tmp_path / 'layer.zip'}"
+    shown = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "TERM": "xterm", "COLUMNS": "150"})
+    assert "wrote " in shown.stdout, shown.stdout
+    assert "/12.0 MB" in shown.stdout and "/? " not in shown.stdout.split("/12.0 MB")[-1], shown.stdout[-2000:]
+
+
+# -- the docs say what the program prints ------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_build_check_doc_states_the_inline_upload_threshold_check_prints(tmp_path: Path) -> None:
+    """A zip just over the threshold goes through S3; docs/build-check.md shows check's own words
+    and the exact number, not "50 MiB or more" (a 50 MiB zip is over it)."""
+    limit = largest_inline_zip()
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("blob", b"\0" * (limit + 1))
+    res = subprocess.run([sys.executable, "-m", "packer", "check", str(big)], capture_output=True, text=True,
+                         env={**os.environ, "NO_COLOR": "1"})
+    printed = next(ln for ln in res.stdout.splitlines() if "publish goes through S3" in ln)
+    tail = printed[printed.index("publish goes through S3"):]
+    doc = (DOCS / "build-check.md").read_text()
+    assert tail == f"publish goes through S3 (over {limit:,})" and tail in doc
+    assert "50 MiB or more" not in doc and f"more than {limit:,} bytes" in doc
+
+
+def test_wrap_doc_shows_the_size_of_the_bootstrap_wrap_writes(tmp_path: Path) -> None:
+    """docs/wrap.md's example, run (this file holds the docs checks of the zip and layer commands)."""
+    shutil.copy(Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "x86_64" / "hello", tmp_path / "handler")
+    res = subprocess.run([sys.executable, "-m", "packer", "wrap", "./handler", "--out", "layer"], cwd=tmp_path,
+                         capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert res.returncode == 0, res.stderr
+    printed = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("bootstrap "))
+    kib = f"{(tmp_path / 'layer' / 'bootstrap').stat().st_size / 1024:.1f} KiB"
+    assert f" {kib}  generated" in printed
+    assert printed in (DOCS / "wrap.md").read_text().splitlines()
+    copy = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("bin/handler "))
+    assert copy.split("KiB")[-1] in (DOCS / "wrap.md").read_text()

@@ -399,3 +399,66 @@ def test_layerpack_toml_supplies_name_runtime_and_regions(aws, layer_zip, tmp_pa
     (r,) = json.loads(proc.stdout)["regions"]
     assert (r["region"], r["runtimes"]) == ("eu-west-1", ["provided.al2"])
     assert r["arn"].endswith(":layer:fromconfig:1")
+
+
+# -- --dry-run: local only -----------------------------------------------------------------------------
+
+def test_dry_run_needs_no_credentials_and_makes_no_connection(tmp_path, monkeypatch, layer_zip):
+    """No credentials anywhere and an endpoint that counts the connections it is offered: a dry run
+    validates locally, lists the calls a real run would make, and connects to nothing."""
+    import socket
+    import threading
+
+    from tests.moto_support import scrub_aws_env
+
+    scrub_aws_env(monkeypatch, tmp_path)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[object] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            conn.close()  # refuse to serve: any call would fail
+
+    threading.Thread(target=accept, daemon=True).start()
+    (tmp_path / "layerpack.toml").write_text('arch = "x86_64"\n\n[publish]\nname = "planned"\n')
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        for extra in ((), ("--json",)):
+            res = run_cli("publish", str(layer_zip), "--dry-run", "--region", "us-east-1,eu-west-1", "--public",
+                          "--s3-bucket", "stage-{region}", *extra, cwd=tmp_path, env={"AWS_ENDPOINT_URL": endpoint})
+            assert res.returncode == 0, res.stderr
+        # with credentials too: still nothing is called
+        res = run_cli("publish", str(layer_zip), "--dry-run", "--region", "us-east-1", cwd=tmp_path,
+                      env={"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+        assert res.returncode == 0, res.stderr
+    finally:
+        listener.close()
+    assert accepted == []
+    human = run_cli("publish", str(layer_zip), "--dry-run", "--region", "us-east-1", "--public", cwd=tmp_path,
+                    env={"AWS_ENDPOINT_URL": endpoint})
+    assert "would call" in human.stdout and "lambda:PublishLayerVersion planned (inline" in human.stdout
+    assert "lambda:AddLayerVersionPermission planned (public" in human.stdout
+    res = run_cli("publish", str(layer_zip), "--dry-run", "--json", "--region", "eu-west-1", "--s3-bucket",
+                  "stage-{region}", cwd=tmp_path, env={"AWS_ENDPOINT_URL": endpoint})
+    (region,) = json.loads(res.stdout)["regions"]
+    assert region["action"] == "would-publish" and region["transport"] == "s3"
+    calls = region["would_call"]
+    assert calls[0].startswith("lambda:ListLayerVersions") and "s3://stage-eu-west-1/" in calls[1]
+    assert calls[-1].startswith("s3:DeleteObject s3://stage-eu-west-1/")
+
+
+def test_dry_run_still_refuses_locally_without_credentials(tmp_path, monkeypatch, layer_zip):
+    from tests.moto_support import scrub_aws_env
+
+    scrub_aws_env(monkeypatch, tmp_path)
+    res = run_cli("publish", str(layer_zip), "--name", "bad name!", "--dry-run", "--region", "us-east-1")
+    assert_one_line_error(res, "LP701")
+    res = run_cli("publish", str(layer_zip), "--name", "ok", "--arch", "arm64", "--dry-run", "--region", "us-east-1")
+    assert_one_line_error(res, "LP704")

@@ -340,3 +340,85 @@ def test_strip_keeps_a_vendored_library_with_appended_data_whole(tmp_path: Path)
     assert (out / "lib" / "libfix2.so.1").read_bytes() == lib2.read_bytes()
     ran = sandbox_run(out)
     assert ran.returncode == 0 and "fix 2" in ran.stdout
+
+
+# -- Lambda's unzipped budget, checked on the plan before anything is copied (LP912) ----------
+
+def _lambda_bytes(root: Path) -> int:
+    """What unzip would write, counted here with os.walk (not layerpack's tree): file sizes plus
+    each symlink's target length."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            p = os.path.join(dirpath, name)
+            total += len(os.fsencode(os.readlink(p))) if os.path.islink(p) else os.lstat(p).st_size
+    return total
+
+
+@pytest.fixture(scope="module")
+def vendored_growth(tmp_path_factory: pytest.TempPathFactory) -> int:
+    """Bytes vendoring needs-atomic really adds (measured on a real output), less what patchelf's
+    edit of bootstrap added: the part of the output the plan can know before copying."""
+    tmp = tmp_path_factory.mktemp("growth")
+    src = make_tree(tmp, {"bootstrap": X86 / "needs-atomic", "data/real.so": X86 / "libcxxuser.so"})
+    out = tmp / "out"
+    assert vendor.apply(vendor.plan(src), out).ok
+    patched = (out / "bootstrap").stat().st_size - (src / "bootstrap").stat().st_size
+    return _lambda_bytes(out) - _lambda_bytes(src) - patched
+
+
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+def test_vendor_refuses_a_plan_over_the_unzipped_budget_and_writes_nothing(tmp_path: Path, vendored_growth: int,
+                                                                          delta: int) -> None:
+    """Planned output of budget - 1 bytes is vendored; budget and budget + 1 are refused before any
+    copy (Lambda wants strictly smaller), in one line that says what vendoring adds and the budget."""
+    from packer.quotas import UNZIPPED_LIMIT
+
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "data/real.so": X86 / "libcxxuser.so"})
+    with open(src / "data" / "pad.bin", "wb") as fh:  # sparse: the budget counts its size, the disk does not
+        fh.truncate(UNZIPPED_LIMIT + delta - vendored_growth - _lambda_bytes(src))
+    before = tree_digest(src)
+    p = vendor.plan(src)
+    over = [f for f in p.findings if f.code == "LP912"]
+    assert bool(over) == (delta >= 0) and p.ok == (delta < 0), p.findings
+    out = tmp_path / "out"
+    res = run_cli("vendor", str(src), "--out", str(out), *(["--dry-run"] if delta < 0 else []))
+    if delta < 0:
+        assert res.returncode == 0 and "LP912" not in res.stdout, res.stdout + res.stderr
+    else:
+        added = os.path.getsize(os.path.realpath("/lib/x86_64-linux-gnu/libatomic.so.1"))
+        line = next(ln for ln in res.stdout.splitlines() if ln.startswith("LP912"))
+        assert f"add {added:,} bytes" in line and f"{UNZIPPED_LIMIT + delta:,} bytes" in line
+        assert f"{UNZIPPED_LIMIT:,}" in line and f"({delta + 1:,} bytes too many)" in line
+        assert res.returncode == 1 and res.stderr.startswith("nothing written: vendoring would add")
+        assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1
+        assert not out.exists() and not [x for x in tmp_path.iterdir() if x.name.startswith(".out")]
+    assert tree_digest(src) == before
+
+
+def test_vendor_progress_counts_files_and_shows_on_a_terminal_only(tmp_path: Path) -> None:
+    src = make_tree(tmp_path, {"bootstrap": X86 / "needs-atomic", "data/a.txt": "a", "data/b.txt": "b"})
+    seen: list[int] = []
+    p = vendor.plan(src, progress=seen.append)
+    assert sum(seen) >= 3
+    after: list[int] = []
+    vendor.apply(p, tmp_path / "out", progress=after.append)
+    assert sum(after) >= 5  # bootstrap, two data files, lib/libatomic.so.1{,.2.0}, THIRD-PARTY.txt
+    require_tool("script")
+    shown = subprocess.run(["script", "-qec", f"layerpack vendor {src} --dry-run", "/dev/null"],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "TERM": "xterm"})
+    assert "analysing the input" in shown.stdout, shown.stdout
+    piped = run_cli("vendor", str(src), "--dry-run")
+    assert piped.returncode == 0 and "analysing" not in piped.stdout + piped.stderr
+
+
+def test_vendor_doc_shows_the_wrote_line_as_the_program_prints_it(tmp_path: Path) -> None:
+    """docs/vendor.md's example, run: `wrote` names the output by its absolute path."""
+    shutil.copy2(X86 / "needs-atomic", tmp_path / "bootstrap")
+    res = run_cli("vendor", "./bootstrap", "--out", "layer", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    printed = next(ln for ln in res.stdout.splitlines() if ln.startswith("wrote "))
+    assert printed.startswith(f"wrote {tmp_path / 'layer'}; ")
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "vendor.md").read_text()
+    documented = next(ln for ln in doc.splitlines() if ln.startswith("wrote "))
+    assert documented == printed.replace(str(tmp_path), "/home/me/fn")

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wrap": ("packer.cli.wrap", "Make a program that answers JSON lines on stdin a warm Lambda function."),
     "runtimes": ("packer.cli.runtimes", "List the Lambda runtimes layerpack models, with the date of each dump."),
     "codes": ("packer.cli.runtimes", "List every finding code with its severity, meaning and usual fix."),
+    "completion": ("packer.cli.completion", "Print the bash, zsh or fish script that completes layerpack's commands and names."),
 }
 
 main.lazy.update(COMMANDS)

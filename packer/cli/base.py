@@ -257,6 +257,46 @@ def check_config_keys(ctx: click.Context, config: dict[str, Any], path: Path | N
         elif norm not in known:
             where = _line_of(path, key) if path else "configuration"
             raise UsageError(f"{where}: unknown key {key!r}", hint="see `layerpack COMMAND --help` for the options a key can set")
+        else:
+            _refuse_split_meaning(commands, key, path)
+
+
+def _refuse_split_meaning(commands: dict[str, click.Command | None], key: str, path: Path | None) -> None:
+    """A top-level key applies to every command with that option, so a key that means different
+    things to different commands (`profile`: slim's rule profile, publish's AWS profile) would set
+    both at once; it must be written in the commands' own tables instead."""
+    norm = key.replace("-", "_")
+    meanings: dict[tuple[str, str, bool], tuple[list[str], str]] = {}
+    for name, cmd in sorted(commands.items(), key=lambda kv: (isinstance(kv[1], click.Group), kv[0])):
+        subs = cmd.commands.values() if isinstance(cmd, click.Group) else (cmd,) if cmd else ()
+        for sub in subs:
+            param = {p.name: p for p in sub.params}.get(config_keys(sub).get(norm, ""))
+            if param is None or not param.name:
+                continue
+            # `archs` (publish's repeatable --arch) is the same setting as `arch`: the key, pluralised
+            meaning = (norm if param.name in (norm, norm + "s") else param.name, type(param.type).__name__,
+                       isinstance(param, click.Argument))
+            tables, what = meanings.setdefault(meaning, ([], _gist(param)))
+            if name not in tables:
+                tables.append(name)
+    if len(meanings) < 2:
+        return
+    prefix = "tool.layerpack." if path is not None and path.name == "pyproject.toml" else ""
+    ways = []
+    for tables, what in meanings.values():
+        notes = [what] if what else []
+        if tables[1:]:
+            notes.append("likewise " + ", ".join(f"[{prefix}{t}]" for t in tables[1:]))
+        ways.append(f"[{prefix}{tables[0]}] {key} = …" + (f" ({'; '.join(notes)})" if notes else ""))
+    where = _line_of(path, key) if path else "configuration"
+    raise UsageError(f"{where}: top-level key {key!r} means different things to different commands; "
+                     f"set it in each command's table: {' or '.join(ways)}")
+
+
+def _gist(param: click.Parameter) -> str:
+    """The start of an option's help (`Rule profile`, `Profile from ~/.aws/config`), to tell meanings apart."""
+    text = (getattr(param, "help", None) or "").split(": ")[0].split(" (")[0].rstrip(".")
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def defaults_from_config(commands: dict[str, click.Command], config: dict[str, Any]) -> dict[str, Any]:
@@ -282,9 +322,26 @@ def defaults_from_config(commands: dict[str, click.Command], config: dict[str, A
                 if key not in params:
                     raise UsageError(f"configuration [tool.layerpack.{name}] has unknown option {k!r}")
                 table[params[key]] = v
+        table = {k: _fit(cmd, k, v) for k, v in table.items()}
         if table:
             out[name] = table
     return out
+
+
+def _fit(cmd: click.Command, name: str, value: Any) -> Any:
+    """A configuration value in the shape its option takes: one string for a repeatable option
+    (`arch = "arm64"` for publish's `--arch`, which may be given several times) becomes a list of one,
+    which click would otherwise reject ("Value must be an iterable"); a list of one for a single-valued
+    option becomes its item."""
+    param = next((p for p in cmd.params if p.name == name), None)
+    if param is None:
+        return value
+    many = param.multiple or param.nargs != 1
+    if many and isinstance(value, str):
+        return [value]
+    if not many and isinstance(value, list) and len(value) == 1:  # `arch = ["arm64"]` for analyze's --arch
+        return value[0]
+    return value
 
 
 def config_keys(cmd: click.Command) -> dict[str, str]:

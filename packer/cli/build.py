@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -10,7 +12,7 @@ from packer import budget
 from packer.checks import KINDS
 from packer.cli import options
 from packer.cli.base import EXIT_FINDINGS, main
-from packer.cli.check import progress_bar, sorted_findings
+from packer.cli.check import sorted_findings
 from packer.findings import Severity
 from packer.package import build
 from packer.render import console, emit_json, human_bytes, print_findings
@@ -43,9 +45,9 @@ def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference:
     the same input gives the same bytes. Refuses over-budget layers (exit 1) unless --force, and
     absolute or escaping links, special files and bad zip names (exit 2).
     """
-    with progress_bar(not as_json, "zipping") as progress:
+    with _zip_bar(not as_json) as (progress, total):
         result = build(tree, out, level=level, dereference=dereference, force=force, kind=kind, runtime=runtime,
-                       progress=progress, backend=backend, dedupe=dedupe)
+                       progress=progress, backend=backend, dedupe=dedupe, progress_total=total)
     code = EXIT_FINDINGS if any(f.severity >= Severity.ERROR for f in result.findings) else 0
     if as_json:
         emit_json("build", {
@@ -68,3 +70,22 @@ def build_cmd(ctx: click.Context, tree: Path, out: str, level: int, dereference:
         print_findings(sorted_findings(result.findings))
     if code:
         ctx.exit(code)
+
+
+Callback = Callable[[int], None]
+
+
+@contextmanager
+def _zip_bar(enabled: bool) -> Iterator[tuple[Callback | None, Callback | None]]:
+    """Bytes zipped out of the tree's unzipped size, with the rate and time left, on a terminal's
+    stderr; nothing when stderr is not a terminal. Yields (advance, set_total)."""
+    err = console(stderr=True)
+    if not enabled or not err.is_terminal:
+        yield None, None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("zipping"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("zipping", total=None)
+        yield (lambda n: bar.advance(task, n)), (lambda n: bar.update(task, total=n))

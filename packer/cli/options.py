@@ -62,6 +62,30 @@ def _alias(old: str, new: str, name: str, *, multiple: bool = False) -> Callable
     return decorate
 
 
+def _complete_names(names: list[str], incomplete: str) -> list[str]:
+    """Names starting with what is typed; after a comma (`-r a,b`), the last item is completed."""
+    head, sep, last = incomplete.rpartition(",")
+    return [head + sep + n for n in names if n.startswith(last)]
+
+
+def complete_runtime(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of `--runtime`: the names in rules/runtimes/runtimes.toml (none when that data
+    is unreadable: the command itself reports it, a completion must not print a traceback)."""
+    from packer.errors import LayerpackError
+
+    try:
+        return _complete_names(runtimes.runtime_names(), incomplete)
+    except LayerpackError:
+        return []
+
+
+def complete_profile(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of slim's `--profile`: the rule profiles in rules/profiles/."""
+    from packer.slim import profiles
+
+    return _complete_names(profiles.profile_names(), incomplete)
+
+
 def runtime(*, multiple: bool = False, default: str | None | Callable[[], str] = runtimes.default_runtime,
             help: str | None = None) -> Callable[[F], F]:
     """`--runtime/-r NAME`: the Lambda runtime to answer for. The default is data
@@ -71,7 +95,7 @@ def runtime(*, multiple: bool = False, default: str | None | Callable[[], str] =
         kind: dict[str, Any] = {"multiple": True, "cls": ListOption, "callback": _split, "metavar": "NAME[,NAME…]"}
     else:
         kind = {"cls": _DataDefault, "default": default, "show_default": default is not None, "metavar": "NAME"}
-    return click.option("--runtime", "-r", "runtime", **kind,
+    return click.option("--runtime", "-r", "runtime", **kind, shell_complete=complete_runtime,
                         help=help or "Target Lambda runtime; `layerpack runtimes` lists them.")
 
 

@@ -73,7 +73,8 @@ def publish_cmd(source: str, name: str, runtime: tuple[str, ...], archs: tuple[s
     early = [f for f in validate_request(request) if str(f.severity) == "error"]
     if early:
         _refuse(early, source, as_json)
-    require_credentials(opts)
+    if not dry_run:  # --dry-run calls no AWS API, so it needs no credentials
+        require_credentials(opts)
     request = LayerRequest(**{**request.__dict__, "regions": resolve_regions(opts, regions)})
     with prepare(source, request) as prepared:
         archive = prepared.archive
@@ -161,6 +162,8 @@ def _version_json(r: RegionResult, archive: Any) -> dict[str, Any]:
         out["note"] = r.note
     if r.error:
         out["error"] = r.error
+    if r.calls:
+        out["would_call"] = r.calls
     return out
 
 
@@ -187,6 +190,8 @@ def _human(archive: Any, results: list[RegionResult]) -> None:
             continue
         if r.version is None:
             click.echo(f"{head} {r.note}")
+            for call in r.calls:
+                click.echo(f"{'':<{width}}  {'would call':<13} {call}")
             continue
         detail = f"{r.transport}, " if r.transport else ""
         detail += f"{human_bytes(archive.size)}, CodeSha256 {archive.code_sha256}"

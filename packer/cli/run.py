@@ -175,7 +175,9 @@ def decode_client_context(value: str) -> str:
               help="Event JSON file (one document, or JSON lines for several); '-' reads stdin. Default: {}.")
 @click.option("--client-context", "client_context", default=None, metavar="BASE64",
               help="ClientContext: base64 of a JSON object, as `aws lambda invoke --client-context` takes it.")
-@options.json_output
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON lines: one object per event, as its invocation ends, each with \"schema\": "
+                   "\"layerpack.invoke/1\" (docs/run.md).")
 def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, name, verbose, no_sandbox, image,
                rootfs, host_files, event, client_context, as_json) -> None:
     """Run the bootstrap of LAYER... (merged at /opt in order) and send it one or more events.
@@ -202,8 +204,21 @@ def invoke_cmd(layers, function, handler, env, timeout, memory, runtime, arch, n
             notes = fn.notes
     finally:
         out.close()
-    _print_findings(notes + [f for r in results for f in r.findings], verbose)
+    _print_findings(_deprecation(runtime) + notes + [f for r in results for f in r.findings], verbose)
     sys.exit(EXIT_CLEAN if all(r.ok for r in results) else EXIT_FINDINGS)
+
+
+def _deprecation(name: str | None) -> list[Finding]:
+    """LP431, the warning `analyze` gives, when the runtime's deprecation date has come (runtimes.toml)."""
+    from packer import runtime as runtimes
+
+    warning = runtimes.deprecation_warning(name or runtimes.default_runtime())
+    if warning is None:
+        return []
+    from packer.analyze import RUNTIME_DEPRECATED  # only then: analyze is 90 ms of imports
+    from packer.findings import finding
+
+    return [finding(RUNTIME_DEPRECATED, "--runtime", warning)]
 
 
 def _read_events(event: str | None) -> list[bytes]:

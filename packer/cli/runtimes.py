@@ -16,6 +16,7 @@ from packer.render import console, emit_json
 def runtimes_cmd(as_json: bool) -> None:
     """List the Lambda runtimes and architectures layerpack models, with each dump's date."""
     rows = []
+    today = runtime.today()
     for rt in runtime.all_runtimes():
         rows.append(
             {
@@ -28,6 +29,7 @@ def runtimes_cmd(as_json: bool) -> None:
                 "glibc": ".".join(map(str, rt.ceiling("GLIBC") or ())) or None,
                 "glibcxx": ".".join(map(str, rt.ceiling("GLIBCXX") or ())) or None,
                 "deprecated": rt.deprecated,
+                "past_deprecation": runtime.deprecated_since(rt.deprecated, today) is not None,
                 "default": rt.name == runtime.default_runtime(),
                 "notes": [n for n in (rt.executables_note, rt.ceilings_note) if n],
             }
@@ -43,8 +45,11 @@ def runtimes_cmd(as_json: bool) -> None:
     for r in rows:
         name = r["runtime"] + (" (default)" if r["default"] else "")
         table.add_row(name, r["arch"], r["os"], r["dump_date"] or "?", str(r["libraries"]), str(r["commands"]),
-                      r["glibc"] or "?", r["glibcxx"] or "?", r["deprecated"] or "")
+                      r["glibc"] or "?", r["glibcxx"] or "?",
+                      (r["deprecated"] or "") + (" (past)" if r["past_deprecation"] else ""))
     console().print(table)
+    if any(r["past_deprecation"] for r in rows):
+        click.echo(f"(past): the deprecation date has come (as of {today}); AWS no longer patches the runtime")
 
 
 @main.command("codes")

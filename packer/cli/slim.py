@@ -19,7 +19,7 @@ from packer.slim.plan import SlimOptions
 
 @main.command("slim")
 @click.argument("path", type=click.Path(file_okay=False, dir_okay=True, path_type=str))
-@click.option("--profile", "profile_name", required=True, metavar="NAME",
+@click.option("--profile", "profile_name", required=True, metavar="NAME", shell_complete=options.complete_profile,
               help=f"Rule profile: {', '.join(profiles.profile_names())}.")
 @click.option("--tier", type=click.Choice(profiles.TIERS), default="safe", show_default=True,
               help="Apply rules up to this risk tier (caution adds more, danger adds the risky ones).")

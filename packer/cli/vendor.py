@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -43,8 +45,12 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: s
 
     if not dry_run and out is None and not in_place:
         raise UsageError("say where to write the result: pass --out DIR, --in-place or --dry-run")
-    plan = vendor.plan(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot,
-                       bundle_libc=bundle_libc, strip=strip)
+    with _stages(not as_json) as stage:
+        plan = vendor.plan(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot,
+                           bundle_libc=bundle_libc, strip=strip, progress=stage("analysing the input"))
+        if plan.ok and not dry_run:
+            result = vendor.apply(plan, out, in_place=in_place, patcher=patcher,
+                                  progress=stage("writing, then analysing the output"))
     if dry_run:
         if as_json:
             emit_json("vendor", plan.to_json() | {"dry_run": dry_run})
@@ -56,8 +62,8 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: s
             emit_json("vendor", plan.to_json() | {"dry_run": dry_run})
         else:
             _render_plan(plan)
+            print(f"nothing written: {_why_not(plan)}", file=sys.stderr)
         sys.exit(EXIT_FINDINGS)
-    result = vendor.apply(plan, out, in_place=in_place, patcher=patcher)
     if as_json:
         doc = plan.to_json() | {"out": str(result.out), "ok": result.ok,
                                 "after": [f.to_json() for f in result.findings]}
@@ -69,6 +75,39 @@ def vendor_cmd(path: str, out: str | None, in_place: bool, runtime: str, arch: s
                    else "NOT clean: problems remain (above); this output will not start as it is")
         console().print(f"\nwrote {result.out}; analysed again for {plan.runtime} {plan.arch}: {verdict}", markup=False)
     sys.exit(EXIT_CLEAN if result.ok else EXIT_FINDINGS)
+
+
+def _why_not(plan) -> str:
+    """The one line that says why vendor stopped before writing anything."""
+    from packer.findings import Severity
+    from packer.vendor.plan import OVER_BUDGET
+
+    over = [f for f in plan.findings if f.code == OVER_BUDGET.code]
+    if over:
+        return over[0].message
+    errors = [f for f in plan.findings if f.severity is Severity.ERROR]
+    return f"the plan has {len(errors)} error(s) (listed above) that vendoring cannot fix"
+
+
+@contextmanager
+def _stages(enabled: bool) -> Iterator[Callable[[str], Callable[[int], None] | None]]:
+    """A files-read counter and the time spent per stage on stderr, as `analyze` shows; nothing when
+    stderr is not a terminal. The second stage's clock starts before the copy, so a long copy shows."""
+    err = console(stderr=True)
+    if not enabled or not err.is_terminal:
+        yield lambda label: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        def stage(label: str) -> Callable[[int], None]:
+            for t in bar.tasks:
+                bar.update(t.id, visible=False)
+            task = bar.add_task(label, total=None)
+            return lambda n: bar.advance(task, n)
+
+        yield stage
 
 
 def _render_plan(plan) -> None:

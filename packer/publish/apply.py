@@ -38,6 +38,7 @@ class RegionResult:
     staged: str | None = None  # s3://bucket/key when --keep-s3-object kept it
     note: str = ""
     error: str | None = None
+    calls: list[str] = field(default_factory=list)  # --dry-run: the AWS calls a real run would make
 
 
 def fetch_latest(opts: AwsOptions, region: str, name: str) -> RemoteVersion | None:

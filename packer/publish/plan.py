@@ -168,3 +168,23 @@ def plan_region(request: LayerRequest, archive: Archive, region: str, latest: Re
         return RegionPlan(region, "publish", "inline", params, perms, latest=latest, force=request.force)
     key = staging_key(request, archive)
     return RegionPlan(region, "publish", "s3", params, perms, bucket=bucket, key=key, latest=latest, force=request.force)
+
+
+def aws_calls(plan: RegionPlan, *, keep_s3_object: bool = False) -> list[str]:
+    """The AWS calls a real publish would make in `plan.region`, in order, for `--dry-run`, which makes
+    none: it needs no credentials and no network. The first call decides whether the rest happen
+    (the same bytes as the latest version publish nothing)."""
+    name = plan.params["LayerName"]
+    calls = [f"lambda:ListLayerVersions + GetLayerVersion {name} (the latest version's CodeSha256; "
+             "the same bytes stop here" + ("" if not plan.force else ", unless --force") + ")"]
+    where = f"s3://{plan.bucket}/{plan.key}"
+    if plan.transport == "s3":
+        calls.append(f"s3:PutObject (multipart when large) + HeadObject {where}")
+    fields = ", ".join(k for k in plan.params if k != "LayerName")
+    calls.append(f"lambda:PublishLayerVersion {name} ({plan.transport}" + (f"; {fields}" if fields else "") + ")")
+    if plan.transport == "s3" and not keep_s3_object:
+        calls.append(f"s3:DeleteObject {where}")
+    if plan.permissions:
+        calls.append(f"lambda:GetLayerVersionPolicy {name}")
+        calls.extend(f"lambda:AddLayerVersionPermission {name} ({p.describe()})" for p in plan.permissions)
+    return calls

@@ -18,7 +18,7 @@ from packer.findings import Finding
 from packer.publish.apply import RegionResult, apply_region, fetch_latest
 from packer.publish.archive import Archive, inspect_archive
 from packer.publish.aws import AwsOptions
-from packer.publish.plan import LayerRequest, RegionPlan, plan_region
+from packer.publish.plan import LayerRequest, RegionPlan, aws_calls, plan_region
 from packer.publish.validate import validate
 
 ProgressFactory = Callable[[str, int], Callable[[int], None] | None]
@@ -67,10 +67,10 @@ def publish_regions(request: LayerRequest, archive: Archive, opts: AwsOptions, *
     Results come back in the order the regions were given."""
     def one(region: str) -> RegionResult:
         try:
+            if dry_run:  # local only: no credentials, no network (so not even the latest version)
+                return _dry_result(plan_region(request, archive, region, None), request.keep_s3_object)
             latest = fetch_latest(opts, region, request.name)
             rplan = plan_region(request, archive, region, latest)
-            if dry_run:
-                return _dry_result(rplan)
             tick = progress(region, archive.size) if progress else None
             return apply_region(opts, rplan, archive, keep_s3_object=request.keep_s3_object, progress=tick)
         except LayerpackError as exc:
@@ -83,11 +83,11 @@ def publish_regions(request: LayerRequest, archive: Archive, opts: AwsOptions, *
         return list(pool.map(one, regions))
 
 
-def _dry_result(rplan: RegionPlan) -> RegionResult:
-    if rplan.action == "unchanged":
-        return RegionResult(rplan.region, "unchanged", rplan.latest, note=rplan.note)
+def _dry_result(rplan: RegionPlan, keep_s3_object: bool) -> RegionResult:
+    """What a real run would do, from local facts alone: the version number and whether the bytes are
+    already published are only known to AWS, so the result lists the calls that would find out."""
     how = f"through s3://{rplan.bucket}/{rplan.key}" if rplan.transport == "s3" else "inline"
-    nxt = (rplan.latest.version + 1) if rplan.latest else 1
     return RegionResult(rplan.region, "would-publish", None, rplan.transport,
-                        note=f"version {nxt} (or later), {how}")
-
+                        note=f"{how}, unless the latest version has the same CodeSha256 (not checked: "
+                             "--dry-run calls no AWS API)",
+                        calls=aws_calls(rplan, keep_s3_object=keep_s3_object))

@@ -231,14 +231,12 @@ def _sample(paths: tuple[str, ...], n: int = 2) -> str:
 
 def _deprecated(name: str) -> str | None:
     """'since 2024-01-08' when layerpack's runtime data says the runtime's deprecation date has passed."""
-    import datetime
-
     from packer import runtime
 
     try:
         dates = {str(rt.deprecated) for rt in runtime.all_runtimes() if rt.name == name and rt.deprecated}
     except LayerpackError:  # policy data problems are reported by the commands that need it
         return None
-    today = datetime.date.today().isoformat()
-    past = sorted(d for d in dates if re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) and d <= today)
+    today = runtime.today()  # one definition of "today" and of "past" for every command
+    past = sorted(d for d in (runtime.deprecated_since(x, today) for x in dates) if d)
     return f"since {past[0]}" if past else None

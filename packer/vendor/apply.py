@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from packer.analyze import analyze
@@ -34,12 +35,14 @@ def _vendor_error(exc: InputError) -> VendorError:
                        "files inside the output; replace the link with a directory")
 
 
-def apply(p: VendorPlan, out: str | Path | None, *, in_place: bool = False, patcher: Patcher | str | None = None) -> VendorResult:
+def apply(p: VendorPlan, out: str | Path | None, *, in_place: bool = False, patcher: Patcher | str | None = None,
+          progress: Callable[[int], None] | None = None) -> VendorResult:
     """Carry out the plan on a copy (or on the input with in_place) and analyse the result.
 
     The copy is unpacked with `packer.materialise` (no write through any link of the input, the
     input's problems refused) into a sibling temporary renamed to `out` once complete. `patcher` is
-    a Patcher or the name of one ("patchelf", the default, or "lief")."""
+    a Patcher or the name of one ("patchelf", the default, or "lief"). `progress` counts the files
+    the analysis of the output reads."""
     if not p.ok:
         bad = [f for f in p.findings if f.severity is Severity.ERROR]
         raise VendorError(f"vendoring cannot make this tree work: {bad[0].message}", hint=bad[0].hint)
@@ -62,7 +65,8 @@ def apply(p: VendorPlan, out: str | Path | None, *, in_place: bool = False, patc
         with atomic_dir(dst) as tmp:
             _unpack_input(src, tmp)
             notes = _apply_into(p, tmp, patcher)
-    report = analyze(dst, runtime=p.runtime, arch=p.arch, as_="layer" if p.mount == "/opt" else "function")
+    report = analyze(dst, runtime=p.runtime, arch=p.arch, as_="layer" if p.mount == "/opt" else "function",
+                     progress=progress)
     # every error of the output (a layer analyze says will fail is not clean, whatever the cause),
     # the shadowed libraries vendor is there to fix, and the plan's own "will not start" warnings
     problems = [f for f in report.findings if f.severity is Severity.ERROR or f.code == "LP103"]

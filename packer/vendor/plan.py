@@ -11,17 +11,22 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packer.analyze import Report, analyze
+from packer.budget import budget
 from packer.elf.hostlibs import HostLibraries
 from packer.elf.patcher import Patch
 from packer.elf.reader import ElfInfo, read_path
 from packer.elf.search import MISSING, SHADOWED, VENDORABLE
-from packer.findings import finding
+from packer.findings import Severity, define, finding
+from packer.quotas import UNZIPPED_LIMIT
+from packer.render import human_bytes
 from packer.runtime import version_family
+from packer.tree import FILE, SYMLINK, open_tree
 from packer.vendor.bundle import RUNTIME_LOADED, bundle_patches, payload_wrapper, plan_bundle, program_interp
 from packer.vendor.model import (
     GLIBC_FAMILY,
@@ -37,6 +42,11 @@ from packer.vendor.model import (
     hashed_name,
     sha256_file,
 )
+from packer.vendor.notice import third_party_text
+
+NOTICE_BOUND = 8_192  # THIRD-PARTY.txt's line for one copy is far shorter (two paths and a package name)
+OVER_BUDGET = define("LP912", Severity.ERROR, "the vendored output would be over Lambda's unzipped size limit",
+                     "nothing was written: slim the input first (`layerpack slim`), or vendor fewer libraries")
 
 
 def _needs_too_new(info: ElfInfo, rt) -> list[tuple[str, str]]:
@@ -68,14 +78,15 @@ class _Needs:
 
 def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = None, as_: str = "layer",
          sysroot: str | Path | None = None, bundle_libc: bool = False, strip: bool = False,
-         report: Report | None = None) -> VendorPlan:
+         report: Report | None = None, progress: Callable[[int], None] | None = None) -> VendorPlan:
     """What vendoring would copy, rename and patch. Reads the input; changes nothing.
 
     Phases: gather what the loader could not satisfy -> runtime libraries too old for their users
     -> the glibc family (bundled or refused) -> copies -> renames of shadowed tree libraries ->
     patches (with --bundle-libc: every program's interpreter and RPATH to the bundle) -> a wrapper
-    only for a payload-carrying bootstrap."""
-    report = report or analyze(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot)
+    only for a payload-carrying bootstrap -> the size of the output against Lambda's budget (LP912).
+    `progress` counts the files the analysis reads."""
+    report = report or analyze(path, runtime=runtime, arch=arch, as_=as_, sysroot=sysroot, progress=progress)
     rt = report.runtime
     p = VendorPlan(str(path), rt.name, rt.arch, report.mount, "lib", strip=strip, bundle_libc=bundle_libc)
     need = _Needs(report, HostLibraries(rt.machine, 64, "little", Path(sysroot) if sysroot else None))
@@ -89,7 +100,40 @@ def plan(path: str | Path, *, runtime: str | None = None, arch: str | None = Non
     _plan_patches(need, p)
     if p.bundle is not None:
         p.wrapper = payload_wrapper(report, p, p.bundle, p.in_place)
+    _check_budget(p, input_bytes(path))
     return p
+
+
+def input_bytes(path: str | Path) -> int:
+    """The input as Lambda counts it unzipped: file sizes plus symlink target lengths."""
+    with open_tree(path) as tree:
+        return sum(e.size for e in tree.entries.values() if e.kind in (FILE, SYMLINK))
+
+
+def output_bytes(p: VendorPlan, input_size: int, *, notice: bool = True) -> int:
+    """What the output will unzip to, as Lambda counts it: the input, the copies and their soname
+    links, THIRD-PARTY.txt and a wrapper. Patching grows a file by a few KiB more; the re-analysis
+    of the output (LP501) judges that, but an output this plan already puts over the limit is never
+    written: copying 250 MB to learn it is what the user should be spared."""
+    links = sum(len(posixpath.relpath(c.dest, posixpath.dirname(link)).encode()) for c in p.copies for link in c.links)
+    text = len(third_party_text(p.copies).encode()) if p.copies and notice else 0
+    wrapper = len(p.wrapper.text.encode()) if p.wrapper is not None else 0
+    return input_size + p.bytes_added + links + text + wrapper
+
+
+def _check_budget(p: VendorPlan, input_size: int) -> None:
+    """LP912 when the planned output alone is not under Lambda's unzipped limit (strictly smaller)."""
+    rough = output_bytes(p, input_size, notice=False)  # THIRD-PARTY.txt asks dpkg: only near the limit
+    if rough + NOTICE_BOUND * (len(p.copies) + 1) < UNZIPPED_LIMIT:
+        return
+    total = output_bytes(p, input_size)
+    b = budget(total)
+    if b.over:
+        p.findings.append(finding(
+            OVER_BUDGET, ".", f"vendoring would add {p.bytes_added:,} bytes ({human_bytes(p.bytes_added)}) to a "
+            f"{input_size:,}-byte input: the output would unzip to {total:,} bytes, over Lambda's budget of "
+            f"{b.limit:,} ({total - b.limit + 1:,} bytes too many)",
+            total=total, added=p.bytes_added, limit=b.limit))
 
 
 def _gather_edges(need: _Needs, p: VendorPlan) -> None:
