@@ -18,13 +18,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.real_layers_corpus import CASES, TREES, Case, Derive, Npm, Pip, Tree
-from tests.real_layers_roots import SetupError, _key, _publish, cache_root, pip_command
+from tests.real_layers_roots import SetupError, _key, _publish, _workdir, cache_root, pip_command
 
 __all__ = ["CASES", "Case", "SetupError", "Verdict", "Analyzed", "build_tree", "judge", "analyze"]
 
@@ -63,11 +62,9 @@ def build_tree(name: str) -> Path:
     """The tree `name`, built once per recipe (atomically: a half-built tree is never used)."""
     tree = TREES[name]
     out = cache_root() / "trees" / f"{tree.name}-{_key(tree)}"
-    if (out / ".complete").is_file():
+    work = _workdir(out, f".{tree.name}-")
+    if work is None:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{tree.name}-", dir=out.parent))
-    os.chmod(work, 0o755)
     try:
         for step in tree.steps:
             if isinstance(step, Pip):

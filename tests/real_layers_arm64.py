@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.real_layers_roots import SetupError, _key, _publish, arm64_root, cache_root, node_binary
+from tests.real_layers_roots import SetupError, _key, _publish, _workdir, arm64_root, cache_root, node_binary
 
 LIB_DIRS = ("usr/lib/aarch64-linux-gnu", "lib/aarch64-linux-gnu", "usr/lib")
 LOADER = "ld-linux-aarch64.so.1"
@@ -47,11 +47,9 @@ def shaped_root(runtime: str) -> Path:
     rt = rtmod.load(runtime, "arm64")
     names = sorted({posixpath.basename(p) for p in rt.libs.entries} | {LOADER})
     out = cache_root() / "roots" / f"lambda-{runtime}-arm64-{_key(names, str(debian))}"
-    if (out / ".complete").is_file():
+    work = _workdir(out, ".lambda-arm64-")
+    if work is None:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".lambda-arm64-", dir=out.parent))
-    os.chmod(work, 0o755)
     lib64 = work / "usr" / "lib64"
     lib64.mkdir(parents=True)
     (work / "usr" / "lib").mkdir()

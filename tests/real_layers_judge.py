@@ -24,11 +24,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from tests.real_layers import Verdict
-from tests.real_layers_roots import SetupError, _key, _publish, cache_root
+from tests.real_layers_roots import SetupError, _key, _publish, _workdir, cache_root
 
 EXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.(cpython-\d+[a-z]*-[\w-]+|abi3|cp\d+-[\w-]+)?\.?so$")
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -187,11 +186,9 @@ def _stage_lang(exe: Path, runtime: str, arch: str, name: str) -> Path:
     root = lambda_root(runtime, arch)
     st = exe.stat()
     out = cache_root() / "lang" / f"{runtime}-{arch}-{name}-{_key(2, str(exe), st.st_size, st.st_mtime_ns, str(root))}"
-    if (out / ".complete").is_file():
+    work = _workdir(out, ".lang-")
+    if work is None:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".lang-", dir=out.parent))
-    os.chmod(work, 0o755)
     (work / "bin").mkdir(mode=0o755)
     (work / "lib").mkdir(mode=0o755)
     shutil.copy2(exe, work / "bin" / name)

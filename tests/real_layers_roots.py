@@ -44,6 +44,17 @@ def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
+def _workdir(out: Path, prefix: str) -> Path | None:
+    """None when `out` is already built; else a fresh, world-readable directory beside it to build
+    in (the sandbox's user reads it), which `_publish` moves into place."""
+    if (out / ".complete").is_file():
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+    os.chmod(work, 0o755)
+    return work
+
+
 def _publish(work: Path, out: Path) -> Path:
     """Move a finished build into place (a concurrent builder's identical result wins)."""
     (work / ".complete").touch()
@@ -84,10 +95,9 @@ def bullseye_root() -> Path:
         _run(["mmdebstrap", "--quiet", *RECIPE, str(part), MIRROR], "mmdebstrap (Debian 11)")
         os.replace(part, tar)
     out = cache_root() / "roots" / f"bullseye-{tar.stat().st_size}"
-    if (out / ".complete").is_file():
+    work = _workdir(out, ".bullseye-")
+    if work is None:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".bullseye-", dir=out.parent))
     _run(["tar", "-xzf", str(tar), "-C", str(work), "--exclude=./dev/*"], "unpacking Debian 11")
     return _publish(work, out)
 
