@@ -21,7 +21,6 @@ import struct
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from packer.errors import PackageError
@@ -36,7 +35,7 @@ DEFLATE_MAX_RATIO = 1_032  # deflate cannot expand a stream more than ~1032:1
 MAX_DECLARED_TOTAL = 4 * 1024**3  # past this a zip is not a layer whatever it holds
 
 OVER_BUDGET = define("LP501", Severity.ERROR, "over Lambda's unzipped size limit",
-                     "the function and all its layers together must unzip to less than 262,144,000 bytes: "
+                     f"the function and all its layers together must unzip to less than {UNZIPPED_LIMIT:,} bytes: "
                      "slim the tree (`layerpack slim`) or move files to another artefact")
 NEAR_BUDGET = define("LP502", Severity.WARNING, "within 5% of Lambda's unzipped size limit",
                      "the next dependency update may not fit: slim the tree (`layerpack slim`)")

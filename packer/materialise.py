@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from packer.errors import InputError
+from packer.quotas import UNZIPPED_LIMIT
 from packer.tree import DIR, FILE, SPECIAL, SYMLINK, Entry, Tree
 
 # Lambda's quota for a function plus all its layers, unzipped ("Deployment package (.zip file
 # archive) size ... 250 MB unzipped", docs.aws.amazon.com/lambda/latest/dg/gteh-limits.html).
-LAMBDA_UNZIPPED_MAX = 262_144_000
+LAMBDA_UNZIPPED_MAX = UNZIPPED_LIMIT
 # No Lambda quota on entries; a bound so a zip of empty files cannot exhaust inodes.
 MAX_ENTRIES = 1_000_000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

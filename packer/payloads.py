@@ -17,7 +17,6 @@ import gzip
 import io
 import json
 import lzma
-import os
 import posixpath
 import tarfile
 import tempfile
@@ -32,7 +31,7 @@ from packer.errors import ElfError, InputError
 from packer.findings import Finding, Severity, define, finding
 from packer.lambdafs import LAYER_MOUNT, LambdaFS, Mount
 from packer.runtime import ARCH_MACHINE, Runtime
-from packer.tree import DIR, FILE, MAX_LINK_HOPS, Tree
+from packer.tree import FILE, MAX_LINK_HOPS, Tree
 
 try:  # a dependency on the machines PyPI has wheels for; elsewhere .br payloads are not verified
     import brotli

@@ -14,9 +14,21 @@ import json
 import math
 from typing import Literal
 
-UNZIPPED_LIMIT = 262_144_000  # function + all layers, strictly smaller
+# Source of every number below: AWS Lambda Developer Guide, "Lambda quotas",
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html (and the API error texts quoted).
+UNZIPPED_LIMIT = 262_144_000  # 250 MB unzipped, function + all layers; strictly smaller ("must be smaller than")
 MAX_LAYERS = 5  # per function
 REQUEST_LIMIT = 69_905_067  # an inline PublishLayerVersion request must be strictly smaller (base64 of 50 MiB)
+MAX_TIMEOUT_S = 900  # function timeout: 900 seconds (15 minutes) at most
+MIN_MEMORY_MB = 128  # function memory: 128 MB ...
+MAX_MEMORY_MB = 10_240  # ... to 10,240 MB
+# Invocation payload, synchronous: 6 MB each way. The emulator takes an Invoke request body of at most
+# 6 MiB, as AWS's runtime interface emulator does (its error text reads "Request must be smaller than
+# 6291456 bytes for the Invoke operation"); a buffered response may be 100 bytes more: Lambda and
+# AWS's runtime interface emulator both accept exactly 6,291,556 bytes.
+INVOKE_REQUEST_LIMIT = 6 * 1024 * 1024  # 6,291,456
+RESPONSE_PAYLOAD_LIMIT = INVOKE_REQUEST_LIMIT + 100  # 6,291,556, inclusive
+STREAMED_RESPONSE_LIMIT = 20 * 1024 * 1024  # a streamed response: 20 MiB
 
 # The JSON around the base64 zip in the largest request PublishLayerVersion accepts: 15 runtimes,
 # two architectures, a 256-character description and a 512-character license, each character

@@ -18,12 +18,13 @@ from typing import BinaryIO, NamedTuple
 
 from packer.elf.reader import BytesSource, FileSource, Source
 from packer.errors import InputError
+from packer.quotas import UNZIPPED_LIMIT
 from packer.zipread import DEFLATED, STORED, UNIX, Member, ZipIndex, normalise
 
 FILE, DIR, SYMLINK, SPECIAL = "file", "dir", "symlink", "special"
 # A member larger than this is not read into memory for ELF analysis (the whole unzipped layer may
 # be at most 262,144,000 bytes, so a real member cannot legitimately exceed it).
-MAX_MEMBER_READ = 262_144_000
+MAX_MEMBER_READ = UNZIPPED_LIMIT
 MAX_LINK_HOPS = 40  # glibc and the kernel give up after 40 symlinks (ELOOP)
 SUPPORTED_METHODS = (STORED, DEFLATED)  # what Lambda's unzip is known to take
 

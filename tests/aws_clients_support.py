@@ -53,6 +53,19 @@ def _needed_libs(*elfs: Path) -> set[Path]:
     return out
 
 
+def _site_dir(python: Path, lib: Path) -> Path:
+    """The directory under `lib` that the copied interpreter's own `site` reads: site-packages for
+    python.org builds, dist-packages for Debian's patched Python (which never reads site-packages
+    outside a venv). Asked of the copy itself (-I: no PYTHON* variables, no user site)."""
+    r = subprocess.run([str(python), "-I", "-c", "import site; print('\\n'.join(site.getsitepackages()))"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for line in r.stdout.splitlines():
+        if Path(line).parent == lib and Path(line).name in ("site-packages", "dist-packages"):
+            return Path(line)
+    pytest.fail(f"{python} reads no site directory under {lib}: {r.stdout!r}")
+
+
 def python_ric_layer(dest: Path) -> Path:
     spec = importlib.util.find_spec("awslambdaric")
     if spec is None or not spec.origin:
@@ -68,7 +81,7 @@ def python_ric_layer(dest: Path) -> Path:
     dynload = Path(sysconfig.get_config_var("DESTSHARED") or stdlib / "lib-dynload")
     if dynload.is_dir() and not str(dynload).startswith(str(stdlib)):
         _copy(dynload, root / "lib" / version / "lib-dynload")
-    target = root / "lib" / version / "site-packages"
+    target = _site_dir(root / "bin" / "python3", root / "lib" / version)
     target.mkdir(parents=True, exist_ok=True)
     for name in ("awslambdaric", "simplejson", "snapshot_restore_py.py"):
         for cand in [site / name, *site.glob(f"{name}*")]:

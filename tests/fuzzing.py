@@ -25,7 +25,6 @@ import signal
 import stat
 import struct
 import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -180,8 +179,9 @@ def elf_library(data: bytes, workdir: Path, limit: int = 20) -> str:
 # -- the CLI -----------------------------------------------------------------------------------------
 
 def layerpack() -> list[str]:
-    exe = shutil.which("layerpack")
-    return [exe] if exe else [sys.executable, "-m", "packer"]
+    from tests.conftest import layerpack_command
+
+    return layerpack_command()
 
 
 def cli(argv: list[str], cwd: Path, timeout: float = 90) -> str:

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,8 +139,9 @@ def judge(case: Case) -> Verdict:
 def analyze(case: Case, tree: Path | None = None) -> Analyzed:
     """`layerpack analyze TREE --runtime R --arch A --json`, run as a user runs it (the CLI)."""
     tree = tree or build_tree(case.tree)
-    exe = shutil.which("layerpack")
-    argv = [exe] if exe else [sys.executable, "-m", "packer"]
+    from tests.conftest import layerpack_command
+
+    argv = layerpack_command()
     start = time.monotonic()
     proc = subprocess.run([*argv, "analyze", str(tree), "--runtime", case.runtime, "--arch", case.arch, "--json"],
                           capture_output=True, text=True, timeout=600)

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -17,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from packer.atomic import TMP_PREFIX, is_temporary_name
+from tests.conftest import layerpack_command
 
 FILES = 3000
 
 
 def cmd(*args: str) -> list[str]:
-    exe = shutil.which("layerpack")
-    return [exe, *args] if exe else [sys.executable, "-m", "packer", *args]
+    return [*layerpack_command(), *args]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from packer import datafiles
 from packer._compat import tomllib
-from tests.conftest import run_cli
+from tests.conftest import console_script, run_cli
 from tests.emulator_support import c_layer, emu_cache, invoke_cli, sandbox_ready  # noqa: F401
 
 RUNTIMES = sorted(tomllib.loads(datafiles.rule_file("runtimes", "runtimes.toml").read_text(encoding="utf-8"))["runtime"])
@@ -65,7 +65,7 @@ def test_bash_runs_the_printed_script_and_completes_runtime_names():
     bash = shutil.which("bash")
     assert bash
     script = run_cli("completion", "bash").stdout
-    layerpack = shutil.which("layerpack")
+    layerpack = console_script()
     assert layerpack, "the console script is installed"
     probe = (f'{script}\nCOMP_WORDS=(layerpack analyze x --runtime provided); COMP_CWORD=4\n'
              f'_layerpack_completion {layerpack}\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n')

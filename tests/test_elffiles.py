@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,25 +17,58 @@ from packer.elf.infocache import to_plain
 from packer.elf.reader import InfoMemo
 from packer.render import compact_json
 from packer.tree import open_tree
+from tests.conftest import require_tool
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "bin"
 SYSTEM = Path("/usr/lib/x86_64-linux-gnu")
 
 
+# Small shared libraries compiled here, so the tree does not depend on what this machine has installed:
+# each links something different (libm, a GLIBC_2.36 symbol, a SONAME, nothing), and each is copied
+# under several names to make LIB_COPIES files.
+LIB_SOURCES = {
+    "plain": ("int lp_plain(int x) { return x * 3 + 1; }\n", []),
+    "math": ("#include <math.h>\ndouble lp_math(double x) { return sqrt(x) + cbrt(x); }\n", ["-lm"]),
+    "random": ("#include <stdlib.h>\nunsigned lp_random(void) { return arc4random(); }\n", []),  # GLIBC_2.36
+    "named": ("const char *lp_named(void) { return \"named\"; }\n", ["-Wl,-soname,liblpnamed.so.7"]),
+    "io": ("#include <stdio.h>\nint lp_io(const char *s) { return puts(s) + printf(\"%s\", s); }\n", []),
+    "data": ("int lp_table[4096] = {1, 2, 3};\nint lp_data(int i) { return lp_table[i & 4095]; }\n", []),
+}
+LIB_COPIES = 150
+
+
+def _built_libs(out: Path) -> list[Path]:
+    """LIB_COPIES ELF shared libraries under `out`, from LIB_SOURCES compiled with the host gcc."""
+    gcc = require_tool("gcc")
+    out.mkdir(parents=True)
+    built = []
+    for name, (source, flags) in LIB_SOURCES.items():
+        src = out / f"{name}.c"
+        src.write_text(source)
+        lib = out / f"liblp{name}.so.1"
+        subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), *flags], check=True)
+        src.unlink()
+        built.append(lib)
+    libs = list(built)
+    while len(libs) < LIB_COPIES:
+        origin = built[len(libs) % len(built)]
+        copy = out / f"{origin.name.split('.so')[0]}-{len(libs)}.so.{len(libs) % 5}"
+        shutil.copy2(origin, copy)
+        libs.append(copy)
+    return sorted(libs)
+
+
 def _big_tree(tmp_path: Path) -> Path:
-    """More candidate files than PARALLEL_MIN: real libraries of this machine (copied, and hard
-    links to them so one inode falls in two shares), the fixtures (other machines, a musl program,
-    trailing data), a truncated ELF file and files that are not ELF."""
+    """More candidate files than PARALLEL_MIN: shared libraries built here (copied under several
+    names, and hard links to them so one inode falls in two shares), the fixtures (other machines, a
+    musl program, trailing data), a truncated ELF file and files that are not ELF."""
     root = tmp_path / "big"
-    (root / "lib").mkdir(parents=True)
-    libs = sorted(p for p in SYSTEM.glob("lib*.so*") if p.is_file() and not p.is_symlink()
-                  and 52 <= p.stat().st_size < 400_000)[:150]
-    assert len(libs) == 150, "this machine has too few small system libraries for the test"
+    libs = _built_libs(root / "lib")
+    assert len(libs) == LIB_COPIES
     for p in libs:
-        shutil.copy2(p, root / "lib" / p.name)
-        os.link(root / "lib" / p.name, root / "lib" / f"{p.name}.again")
+        os.link(p, root / "lib" / f"{p.name}.again")
     shutil.copytree(FIX, root / "fixtures")
-    (root / "lib" / "libcut.so.1").write_bytes((SYSTEM / libs[0].name).read_bytes()[:200])
+    (root / "lib" / "libcut.so.1").write_bytes(libs[0].read_bytes()[:200])
     for i in range(20):
         (root / "share" / f"d{i}").mkdir(parents=True)
         (root / "share" / f"d{i}" / "notes.txt").write_text("not an ELF file\n" * 10)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -15,7 +13,7 @@ import urllib.request
 import pytest
 
 from packer.emulator.invoke import FunctionConfig, LocalFunction
-from tests.conftest import run_cli
+from tests.conftest import layerpack_command, run_cli
 from tests.emulator_support import (bash_example, brotli_layer, c_layer, cli_env, emu_cache,  # noqa: F401
                                     invoke_cli, sandbox_ready, script_layer)
 
@@ -142,9 +140,7 @@ def test_start_and_payloads_reach_a_pipe_promptly_though_writes_are_batched(sand
     that event and the first event's payload reach the pipes long before the timeout ends."""
     events = tmp_path / "events.jsonl"
     events.write_text('{"first": 1}\n{"sleep": 1}\n')
-    exe = shutil.which("layerpack")
-    cmd = [exe] if exe else [sys.executable, "-m", "packer"]
-    proc = subprocess.Popen([*cmd, "invoke", str(c_layer), "--event", str(events), "--timeout", "2"],
+    proc = subprocess.Popen([*layerpack_command(), "invoke", str(c_layer), "--event", str(events), "--timeout", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "LAYERPACK_CACHE_DIR": str(emu_cache)})
     seen: dict[str, float] = {}
@@ -224,8 +220,7 @@ def test_missing_library_fails_then_passes_after_layerpack_vendor(sandbox_ready,
 
 # -- run: the AWS emulator's invoke endpoint --------------------------------------------------------
 def test_run_serves_the_aws_invoke_endpoint_and_keeps_the_function_warm(sandbox_ready, emu_cache, c_layer):
-    cmd = [shutil.which("layerpack") or sys.executable, *([] if shutil.which("layerpack") else ["-m", "packer"]),
-           "run", str(c_layer), "--port", "0"]
+    cmd = [*layerpack_command(), "run", str(c_layer), "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**__import__("os").environ, **cli_env(emu_cache), "NO_COLOR": "1"})
     try:

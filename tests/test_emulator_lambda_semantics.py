@@ -7,14 +7,13 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import urllib.request
 
 import pytest
 
 from packer.emulator.invoke import FunctionConfig, LocalFunction
+from tests.conftest import layerpack_command
 from tests.emulator_support import (RUNTIME_LOOP, cli_env, emu_cache, invoke_cli, sandbox_ready,  # noqa: F401
                                     script_layer)
 
@@ -85,9 +84,7 @@ def test_invoke_refuses_an_event_larger_than_lambdas_request_limit(emu_cache, ec
 
 @pytest.fixture
 def running(sandbox_ready, emu_cache, echo_layer):
-    exe = shutil.which("layerpack")
-    cmd = [exe] if exe else [sys.executable, "-m", "packer"]
-    proc = subprocess.Popen([*cmd, "run", str(echo_layer), "--port", "0"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*layerpack_command(), "run", str(echo_layer), "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **cli_env(emu_cache), "NO_COLOR": "1"})
     url = proc.stdout.readline().strip()
     yield url

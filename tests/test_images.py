@@ -25,7 +25,7 @@ from packer.images.store import Store
 from packer.images.layers import RootBuilder, apply_layer
 from packer.images.reference import parse
 from packer.images.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest
-from tests.conftest import run_cli
+from tests.conftest import layerpack_command, run_cli
 from tests.emulator_support import EMU, compile_bootstrap, sandbox_ready  # noqa: F401
 from tests.images_support import (BULLSEYE_REF, Registry, TokenIssuer, bullseye_image,  # noqa: F401
                                   bullseye_tar, image_cache, push_image, registry)
@@ -206,7 +206,7 @@ def test_unreachable_registry_is_one_line_error(image_cache):
 def test_interrupted_pull_leaves_no_half_unpacked_root(registry, bullseye_image, image_cache):
     env = {**os.environ, "LAYERPACK_CACHE_DIR": str(image_cache), "NO_COLOR": "1"}
     roots = image_cache / "images" / "roots"
-    proc = subprocess.Popen(["layerpack", "image", "pull", bullseye_image], env=env,
+    proc = subprocess.Popen([*layerpack_command(), "image", "pull", bullseye_image], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:  # kill it in the middle of unpacking
@@ -231,7 +231,7 @@ def test_concurrent_pulls_of_one_image_unpack_it_once(registry, image_cache):
     digest = _small_image(registry, "lambda/race", b"race")
     env = {**os.environ, "LAYERPACK_CACHE_DIR": str(image_cache), "NO_COLOR": "1"}
     ref = f"{registry.address}/lambda/race:1"
-    procs = [subprocess.Popen(["layerpack", "image", "pull", ref], env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([*layerpack_command(), "image", "pull", ref], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outs
@@ -266,7 +266,8 @@ def test_progress_bar_on_a_terminal_only(registry, tmp_path):
     master, slave = os.openpty()
     env = {**os.environ, "LAYERPACK_CACHE_DIR": str(tmp_path / "tty"), "TERM": "xterm", "COLUMNS": "100"}
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(["layerpack", "image", "pull", ref], env=env, stdout=subprocess.PIPE, stderr=slave)
+    proc = subprocess.Popen([*layerpack_command(), "image", "pull", ref], env=env, stdout=subprocess.PIPE,
+                            stderr=slave)
     os.close(slave)
     seen = b""
     while True:

@@ -16,7 +16,7 @@ import pytest
 
 from packer.images.store import Store
 from packer.images.reference import parse
-from tests.conftest import run_cli
+from tests.conftest import layerpack_command, run_cli
 from tests.emulator_support import (EMU, SHELL_LOOP, compile_bootstrap, emu_cache, sandbox_ready,  # noqa: F401
                                     script_layer)
 from tests.images_support import Registry, bullseye_image, bullseye_tar, registry  # noqa: F401
@@ -181,7 +181,7 @@ def test_run_keeps_a_function_warm_on_the_image(pulled, bullseye_image, tmp_path
     import urllib.request
 
     layer = script_layer(tmp_path / "layer", SHELL_LOOP)
-    cmd = [shutil.which("layerpack"), "run", str(layer), "--port", "0", "--image", bullseye_image,
+    cmd = [*layerpack_command(), "run", str(layer), "--port", "0", "--image", bullseye_image,
            "--env", "HANDLER_CMD=cat /etc/debian_version"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "LAYERPACK_CACHE_DIR": str(pulled), "NO_COLOR": "1"})

@@ -9,7 +9,6 @@ refuses is an error, one it runs is not.
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import layerpack_command, run_cli
 from tests.moto_support import aws, moto_server, write_zip  # noqa: F401
 
 PUBLISH = re.compile(r"^/2018-10-31/layers/[^/?]+/versions/?(\?.*)?$")
@@ -161,11 +161,8 @@ def test_staging_delete_failing_reports_the_published_version_and_the_rerun_remo
 
 def test_two_concurrent_publishes_of_the_same_bytes_make_one_version(aws, layer, tmp_path):
     import os
-    import shutil
-    import sys
 
-    exe = shutil.which("layerpack")
-    argv = [exe] if exe else [sys.executable, "-m", "packer"]
+    argv = layerpack_command()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
     procs = [subprocess.Popen([*argv, "publish", str(layer), "--name", "once", "--json"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

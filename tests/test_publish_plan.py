@@ -12,7 +12,7 @@ import pytest
 from packer.errors import UsageError
 from packer.publish.archive import Archive, digests_equal, inspect_archive
 from packer.publish.housekeeping import select_for_deletion
-from packer.publish.plan import LayerRequest, RemoteVersion, plan_region, publish_params
+from packer.publish.plan import LayerRequest, RemoteVersion, plan_region
 from packer.publish.snippets import render
 from packer.publish.validate import limits, validate
 from tests.moto_support import compile_program, write_zip

@@ -80,3 +80,27 @@ def test_the_s3_finding_names_the_same_boundary() -> None:
     (f,) = budget.upload_findings("x.zip", quotas.largest_inline_zip() + 1)
     assert f.code == "LP503" and f"over {quotas.largest_inline_zip():,}" in f.message
     assert budget.upload_findings("x.zip", quotas.largest_inline_zip()) == []
+
+
+def test_lambdas_limit_numbers_are_written_only_in_quotas() -> None:
+    """Issue 24: 262,144,000 was written four times and publish's copy was off by one. Every number
+    literal of a Lambda limit in packer/ must be quotas.py's (900 and 128 are too common to police)."""
+    import io
+    import tokenize
+
+    facts = {quotas.UNZIPPED_LIMIT, quotas.MAX_MEMORY_MB, quotas.INVOKE_REQUEST_LIMIT, quotas.RESPONSE_PAYLOAD_LIMIT,
+             quotas.REQUEST_LIMIT}
+    root = Path(quotas.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "quotas.py":
+            continue
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
+            if tok.type == tokenize.NUMBER and "j" not in tok.string.lower():
+                value = float(tok.string) if any(c in tok.string for c in ".eE") and "x" not in tok.string else None
+                number = value if value is not None else int(tok.string, 0)
+                if number in facts:
+                    found.append(f"{path.relative_to(root)}:{tok.start[0]}: {tok.string}")
+    assert found == []
+    assert quotas.MAX_TIMEOUT_S == 900 and (quotas.MIN_MEMORY_MB, quotas.MAX_MEMORY_MB) == (128, 10_240)
+    assert quotas.RESPONSE_PAYLOAD_LIMIT == 6_291_556 and quotas.INVOKE_REQUEST_LIMIT == 6_291_456

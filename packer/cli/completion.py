@@ -26,8 +26,7 @@ def completion_cmd(shell: str) -> None:
     zsh:  eval "$(layerpack completion zsh)"         (in ~/.zshrc)
     fish: layerpack completion fish > ~/.config/fish/completions/layerpack.fish
     """
-    from click.shell_completion import get_completion_class
+    from click.shell_completion import shell_complete
 
-    cls = get_completion_class(shell)
-    assert cls is not None  # click ships all three SHELLS
-    click.echo(cls(main, {}, "layerpack", COMPLETE_VAR).source())
+    # click's own printer, not cls.source() + echo: click 8.5 stopped adding a newline after the script
+    shell_complete(main, {}, "layerpack", COMPLETE_VAR, f"{shell}_source")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packer import quotas
 from packer import runtime as runtime_mod
 from packer.emulator import managed, memory, rootfs, sandbox, staging, userland
 from packer.emulator.extensions import EXTENSION_ROUTES, ExtensionRunner, ExtensionsState, discover
@@ -78,7 +79,7 @@ NEWER_GLIBC = define("LP823", Severity.WARNING, "the host's glibc is newer than 
                      "a binary needing a GLIBC_x.y the runtime lacks runs here; `layerpack analyze` reports it")
 
 DEFAULT_TIMEOUT = 3.0
-DEFAULT_MEMORY = 128
+DEFAULT_MEMORY = quotas.MIN_MEMORY_MB
 INIT_LIMIT = 10.0
 RESERVED_ENV = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
@@ -118,10 +119,10 @@ class FunctionConfig:
             raise UsageError("--image/--rootfs need the sandbox", hint="drop --no-sandbox")
         if not self.layers and self.function is None:
             raise UsageError("nothing to run", hint="give a layer (directory, zip or bootstrap file) or --function")
-        if not 0 < self.timeout <= 900:
-            raise UsageError(f"--timeout {self.timeout}: Lambda allows 1 to 900 seconds")
-        if not 128 <= self.memory <= 10240:
-            raise UsageError(f"--memory {self.memory}: Lambda allows 128 to 10240 MB")
+        if not 0 < self.timeout <= quotas.MAX_TIMEOUT_S:
+            raise UsageError(f"--timeout {self.timeout}: Lambda allows 1 to {quotas.MAX_TIMEOUT_S} seconds")
+        if not quotas.MIN_MEMORY_MB <= self.memory <= quotas.MAX_MEMORY_MB:
+            raise UsageError(f"--memory {self.memory}: Lambda allows {quotas.MIN_MEMORY_MB} to {quotas.MAX_MEMORY_MB} MB")
         for key in self.env:
             if key in RESERVED_ENV:
                 raise UsageError(f"--env {key}: reserved by Lambda and set by the emulator",

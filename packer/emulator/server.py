@@ -25,10 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from packer import quotas
+
 API = "/2018-06-01"
-MAX_REQUEST = 6 * 1024 * 1024  # Invoke request body: "Request must be smaller than 6291456 bytes"
-MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # buffered response: Lambda and AWS's emulator both allow 6291556
-MAX_STREAMED = 20 * 1024 * 1024  # streamed response (Lambda's documented 20 MiB maximum)
+MAX_REQUEST = quotas.INVOKE_REQUEST_LIMIT  # Invoke request body
+MAX_PAYLOAD = quotas.RESPONSE_PAYLOAD_LIMIT  # buffered response, inclusive
+MAX_STREAMED = quotas.STREAMED_RESPONSE_LIMIT  # streamed response
 STREAMING = "streaming"  # the only valid Lambda-Runtime-Function-Response-Mode
 ERROR_CAUSE_TYPE = "application/vnd.aws.lambda.error.cause+json"  # errorCause goes to X-Ray, not the caller
 ACCOUNT = "012345678912"  # the placeholder account AWS's emulator uses

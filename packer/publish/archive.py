@@ -15,6 +15,7 @@ from pathlib import Path
 
 from packer.elf.reader import ELF_MAGIC, BytesSource, read_elf
 from packer.errors import ElfError, InputError
+from packer.quotas import UNZIPPED_LIMIT
 from packer.runtime import MACHINE_ARCH
 from packer.tree import FILE, MAX_MEMBER_READ, open_tree
 from packer.zipread import Member
@@ -153,7 +154,7 @@ def _read_members(tree, test: bool, machines: dict[str, list[str]], unreadable: 
 
 
 # Above this many unzipped bytes the zip is refused for size anyway; do not spend time on CRCs.
-_TEST_LIMIT = 262_144_000
+_TEST_LIMIT = UNZIPPED_LIMIT
 
 
 def _hex(b64: str) -> str:

@@ -39,7 +39,7 @@ BAD_ZIP = define("LP709", Severity.ERROR, "not a zip Lambda can unpack",
                  "rebuild it with `layerpack build`")
 BAD_ENTRY = define("LP710", Severity.ERROR, "zip entry Lambda cannot unpack safely",
                    "rebuild the zip from a directory with `layerpack build` (no absolute or '..' names)")
-TOO_BIG_UNZIPPED = define("LP711", Severity.ERROR, "unzipped size over Lambda's 262,144,000-byte quota",
+TOO_BIG_UNZIPPED = define("LP711", Severity.ERROR, f"unzipped size over Lambda's {UNZIPPED_LIMIT:,}-byte quota",
                           "slim the layer (`layerpack slim`) or split it; the quota covers the function and all its layers")
 NEEDS_S3 = define("LP712", Severity.ERROR, "zip too large to publish inline (request limit 69,905,067 bytes)",
                   "pass --s3-bucket BUCKET (in the same region) to publish through S3")
@@ -185,9 +185,9 @@ def validate_archive(request: LayerRequest, archive: Archive) -> list[Finding]:
         return [finding(BAD_ZIP, src, f"{src}: {archive.corrupt}")]
     for member, why in archive.bad_entries:
         out.append(finding(BAD_ENTRY, member, f"{src}: entry {member!r}: {why}"))
-    if archive.unzipped_size > UNZIPPED_LIMIT:
+    if archive.unzipped_size >= UNZIPPED_LIMIT:  # Lambda: "must be smaller than"
         out.append(finding(TOO_BIG_UNZIPPED, src, f"{src} unzips to {archive.unzipped_size:,} bytes "
-                                                  f"({human_bytes(archive.unzipped_size)}); Lambda allows "
+                                                  f"({human_bytes(archive.unzipped_size)}); Lambda allows less than "
                                                   f"{UNZIPPED_LIMIT:,} for the function and all its layers together",
                            unzipped_size=archive.unzipped_size))
     if len(archive.architectures) > 1:

@@ -25,7 +25,6 @@ import hashlib
 import mmap
 import os
 import posixpath
-from dataclasses import dataclass
 from pathlib import Path
 
 from packer.analyze import Report
