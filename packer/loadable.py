@@ -188,16 +188,10 @@ def _node_versions(tree: Tree, node_major: int, out: Selection) -> None:
 
 def _bytes(tree: Tree, rel: str):
     """The file's bytes (an mmap for a file on disk: @swc/core's addon is 50 MB), None if unreadable."""
-    import mmap
-
     from packer.errors import InputError
 
     try:
-        host = tree.host_path(rel)
-        if host is None:
-            return tree.read_bytes(rel)
-        with open(host, "rb") as fh:
-            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        return tree.mapped_bytes(rel)
     except (OSError, ValueError, InputError):
         return None
 

@@ -119,6 +119,18 @@ class Tree:
             raise InputError(f"{self.origin}: {rel} inflates past {limit} bytes")
         return data
 
+    def mapped_bytes(self, rel: str):
+        """A file's bytes for a reader that looks at a few tables of it: an mmap for a file on disk
+        (a 200 MB libLLVM costs page faults for what is read, not 200 MB of RSS), the bytes of a
+        zip member. Raises OSError, ValueError (an empty file) or InputError."""
+        host = self.host_path(rel)
+        if host is None:
+            return self.read_bytes(rel)
+        import mmap  # only the symbol readers need it
+
+        with open(host, "rb") as fh:
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
     @contextlib.contextmanager
     def source(self, rel: str) -> Iterator[Source]:
         """Random access to a file's bytes, for the ELF reader."""

@@ -199,10 +199,7 @@ class VersionFindings:
                 return _map(Path(obj.label))
             node = self.fs.lookup(obj.real)
             if node is not None and node.mount is not None and node.rel:
-                host = node.mount.tree.host_path(node.rel)
-                if host is not None:
-                    return _map(host)
-                return node.mount.tree.read_bytes(node.rel)
+                return node.mount.tree.mapped_bytes(node.rel)
         except (OSError, ValueError, InputError):
             return None
         return None
