@@ -26,13 +26,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from packer import nodeabi
+from packer.elf.reader import MACHINES
 from packer.errors import InputError
+from packer.runtime import MACHINE_ARCH
 from packer.tree import Tree
 
 # Lambda arch -> Node's process.arch.
 NODE_CPU = {"x86_64": "x64", "arm64": "arm64"}
 # ELF e_machine -> Lambda arch (the only two machines Lambda runs).
-E_MACHINE_ARCH = {62: "x86_64", 183: "arm64"}
+E_MACHINE_ARCH = {num: MACHINE_ARCH[name] for num, name in MACHINES.items() if name in MACHINE_ARCH}
 # NODE_MODULE_VERSION of each Node major, what an `abi<N>` prebuild tag is compared with. A major
 # not listed there leaves abi tags undecided.
 NODE_ABI = {major: str(abi) for major, abi in nodeabi.NODE_ABI.items()}
